@@ -1,0 +1,113 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * The whole database in one interface; every query is checked against it.
+ * Times are integer milliseconds since the epoch and flags are 0/1 integers, so the
+ * same rows read the same on SQLite and PostgreSQL.
+ */
+export interface Database {
+  inbox: InboxTable;
+  jobs: JobsTable;
+  orders: OrdersTable;
+  contacts: ContactsTable;
+  amo_creates: AmoCreatesTable;
+  amo_tokens: AmoTokensTable;
+  rate_slots: RateSlotsTable;
+  kv: KvTable;
+}
+
+/** Every accepted webhook, raw, before any work is done on it. */
+export interface InboxTable {
+  id: Generated<number>;
+  source: 'partner' | 'amocrm';
+  /** Unique: partner webhook-id, or a digest of an amoCRM event. A repeat is absorbed. */
+  dedupe_key: string;
+  received_at: number;
+  body: string;
+}
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
+
+export interface JobsTable {
+  id: Generated<number>;
+  kind: string;
+  /** Serialization key: jobs with the same key run one at a time, in id order. */
+  job_key: string;
+  payload: string;
+  status: JobStatus;
+  attempts: number;
+  max_attempts: number;
+  run_at: number;
+  locked_by: string | null;
+  locked_until: number | null;
+  last_error: string | null;
+  inbox_id: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A partner order and what the bridge knows and has pushed about it. */
+export interface OrdersTable {
+  order_id: string;
+  user_id: string;
+  service_id: string;
+  contact_id: number | null;
+  deal_id: number | null;
+  partner_status: string;
+  /** JSON of the last partner order seen (from a webhook or a read). */
+  snapshot: string;
+  /** 'webhook' | 'webview': where the order came from. */
+  origin: string;
+  /** 1 when Company 1 closed the order itself (stage 1); the bridge then leaves it alone. */
+  closed_by_partner: number;
+  /** 1 once additionalInfo {contactId, externalId} was written to the partner order. */
+  info_pushed: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The contact directory: Company 1 user id (detmirUserId) ↔ amoCRM contact id. */
+export interface ContactsTable {
+  user_id: string;
+  contact_id: number;
+  created_at: number;
+}
+
+/**
+ * Creates whose outcome may be unknown. Written before a create is sent, cleared of doubt
+ * when the id is recorded; a later attempt that finds a started create without an id
+ * does not create again on the strength of one empty search (the search index trails).
+ */
+export interface AmoCreatesTable {
+  /** 'contact:<userId>' or 'deal:<orderId>' */
+  natural_key: string;
+  started_at: number;
+  entity_id: number | null;
+}
+
+export interface AmoTokensTable {
+  id: string;
+  access_token: string;
+  refresh_token: string;
+  expires_at: number;
+  updated_at: number;
+}
+
+/** Start times of recent amoCRM requests, shared by every instance (the rate limiter). */
+export interface RateSlotsTable {
+  id: Generated<number>;
+  bucket: string;
+  at: number;
+}
+
+/** Small named values: sweep cursor, resolved mapping ids. */
+export interface KvTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
+export type Job = Selectable<JobsTable>;
+export type NewJob = Insertable<JobsTable>;
+export type Order = Selectable<OrdersTable>;
+export type OrderUpdate = Updateable<OrdersTable>;

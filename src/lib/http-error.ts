@@ -1,0 +1,62 @@
+/**
+ * An HTTP answer other than 2xx from a service we call (amoCRM or Company 1),
+ * classified once: 408, 409, 429, 5xx and transport failures are worth retrying;
+ * any other 4xx is permanent and goes to the dead letter with its reason.
+ */
+export class HttpError extends Error {
+  constructor(
+    readonly service: 'amocrm' | 'partner',
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    readonly body: string,
+    /** Milliseconds the server asked us to wait (Retry-After), if it said. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(`${service} ${method} ${path} answered ${status}${body ? `: ${body.slice(0, 300)}` : ''}`);
+    this.name = 'HttpError';
+  }
+
+  get retryable(): boolean {
+    return isRetryableStatus(this.status);
+  }
+}
+
+/** The request never got an answer: timeout, refused connection, reset. */
+export class TransportError extends Error {
+  readonly retryable = true;
+  constructor(
+    readonly service: 'amocrm' | 'partner',
+    readonly method: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${service} ${method} ${path} failed: ${reason}`);
+    this.name = 'TransportError';
+  }
+}
+
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+/** Parses Retry-After (seconds or an HTTP date) into milliseconds from now. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Whether an error is worth another attempt; unknown errors are treated as transient. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof HttpError || error instanceof TransportError) return error.retryable;
+  if (error instanceof PermanentError) return false;
+  return true;
+}
+
+/** A failure that no retry can fix; the message says what a person must do. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+}

@@ -1,0 +1,167 @@
+import type { z } from 'zod';
+import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
+import {
+  conflictSchema,
+  orderListSchema,
+  orderSchema,
+  type CreateOrderRequest,
+  type Order,
+  type OrderPatch,
+  type OrderStatus,
+} from './schema.js';
+
+/**
+ * Client of the Company 1 integration API (DESIGN.md, "Company 1 integration API").
+ * This is the one place to change if Company 1's real API differs from the contract.
+ *
+ * It never retries: the job queue owns retries (with backoff and the dead letter), and a
+ * retry here would multiply attempts and hide failures from it. Errors are classified
+ * for the queue: HttpError (non-2xx, body kept raw so a 409 can be parsed by the
+ * caller), TransportError (no answer at all), PartnerResponseError (2xx that breaks
+ * the contract; permanent, a person must look).
+ */
+
+export interface PartnerClientOptions {
+  baseUrl: string;
+  token: string;
+  /** Per request, covering the whole exchange including the body; default 10000. */
+  timeoutMs?: number;
+  /** Injectable for tests; defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** A 2xx answer that is not what the contract promises. Retrying will not fix it. */
+export class PartnerResponseError extends PermanentError {
+  override name = 'PartnerResponseError';
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    reason: string,
+  ) {
+    super(`partner ${method} ${path} answered ${status} with an unexpected body: ${reason}`);
+  }
+}
+
+export class PartnerClient {
+  private readonly baseUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(options: PartnerClientOptions) {
+    // A trailing slash makes `new URL('orders', base)` keep any path prefix of the base.
+    this.baseUrl = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    // Wrapped so a bare global fetch is never called with a foreign `this`.
+    this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  getOrder(id: string): Promise<Order> {
+    return this.request('GET', `/orders/${encodeURIComponent(id)}`, orderSchema);
+  }
+
+  async listOrders(userId: string): Promise<Order[]> {
+    const query = new URLSearchParams({ userId }).toString();
+    const list = await this.request('GET', `/orders?${query}`, orderListSchema);
+    return list.items;
+  }
+
+  createOrder(input: CreateOrderRequest, idempotencyKey: string): Promise<Order> {
+    return this.request('POST', '/orders', orderSchema, { body: input, idempotencyKey });
+  }
+
+  patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
+    return this.request('PATCH', `/orders/${encodeURIComponent(id)}`, orderSchema, {
+      body: patch,
+      idempotencyKey,
+    });
+  }
+
+  private async request<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    options: { body?: unknown; idempotencyKey?: string } = {},
+  ): Promise<z.infer<S>> {
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${this.token}`,
+      Accept: 'application/json',
+    };
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (options.idempotencyKey !== undefined) {
+      if (!options.idempotencyKey) throw new TypeError('idempotencyKey must not be empty');
+      headers['Idempotency-Key'] = options.idempotencyKey;
+    }
+    const url = new URL(path.replace(/^\//, ''), this.baseUrl);
+
+    // One signal for headers and body: a server that sends headers and then stalls
+    // must time out too, not hang the worker.
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    let status: number;
+    let text: string;
+    let retryAfter: string | null;
+    try {
+      const response = await this.fetchFn(url, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal,
+      });
+      status = response.status;
+      retryAfter = response.headers.get('retry-after');
+      text = await response.text();
+    } catch (error) {
+      throw new TransportError('partner', method, path, describeTransportFailure(error, this.timeoutMs));
+    }
+
+    if (status < 200 || status > 299) {
+      throw new HttpError('partner', method, path, status, text, parseRetryAfter(retryAfter));
+    }
+
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new PartnerResponseError(method, path, status, 'not JSON');
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues
+        .slice(0, 5)
+        .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+        .join('; ');
+      throw new PartnerResponseError(method, path, status, issues);
+    }
+    return parsed.data;
+  }
+}
+
+/**
+ * The body of a 409 (a status transition the order's current status does not allow),
+ * or undefined when the error is not such a conflict. The caller decides what a
+ * conflict means (often: re-read the order and reconcile from its current status).
+ */
+export function parseConflict(
+  error: HttpError,
+): { error: string; currentStatus: OrderStatus } | undefined {
+  if (error.status !== 409) return undefined;
+  try {
+    const parsed = conflictSchema.safeParse(JSON.parse(error.body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeTransportFailure(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+    // undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`.
+    const cause = (error as Error & { cause?: unknown }).cause;
+    if (cause instanceof Error) return `${error.message}: ${cause.message}`;
+    return error.message;
+  }
+  return String(error);
+}

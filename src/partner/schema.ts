@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/**
+ * The Company 1 integration API contract (DESIGN.md, "Company 1 integration API").
+ * The bridge, its partner client and the partner simulator all read these schemas,
+ * so the contract lives in exactly one place.
+ */
+
+export const orderStatusSchema = z.enum([
+  'on_approval',
+  'approved',
+  'in_work',
+  'executed',
+  'rejected',
+  'cancelled',
+]);
+export type OrderStatus = z.infer<typeof orderStatusSchema>;
+
+export const additionalInfoSchema = z.object({
+  contactId: z.number().int(),
+  externalId: z.number().int(),
+  closedByDetmir: z.boolean(),
+});
+export type AdditionalInfo = z.infer<typeof additionalInfoSchema>;
+
+export const customerSchema = z.object({
+  firstName: z.string().min(1).max(200),
+  lastName: z.string().max(200),
+  phone: z.string().min(3).max(40),
+  email: z.string().max(320).optional(),
+});
+export type Customer = z.infer<typeof customerSchema>;
+
+export const orderSchema = z.object({
+  id: z.string().min(1).max(100),
+  userId: z.string().min(1).max(100),
+  serviceId: z.string().min(1).max(100),
+  status: orderStatusSchema,
+  cost: z.number().nullable(),
+  paid: z.boolean(),
+  subscriptionStatus: z.string().nullable(),
+  customer: customerSchema,
+  additionalInfo: additionalInfoSchema.nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Order = z.infer<typeof orderSchema>;
+
+export const orderWebhookSchema = z.object({
+  type: z.enum(['order.created', 'order.updated']),
+  timestamp: z.string(),
+  data: orderSchema,
+});
+export type OrderWebhook = z.infer<typeof orderWebhookSchema>;
+
+export const createOrderRequestSchema = z.object({
+  userId: z.string().min(1).max(100),
+  serviceId: z.string().min(1).max(100),
+  customer: customerSchema,
+  comment: z.string().max(2000).optional(),
+  additionalInfo: additionalInfoSchema.optional(),
+});
+export type CreateOrderRequest = z.infer<typeof createOrderRequestSchema>;
+
+export const orderPatchSchema = z
+  .object({
+    status: orderStatusSchema,
+    cost: z.number().nullable(),
+    paid: z.boolean(),
+    subscriptionStatus: z.string().nullable(),
+    additionalInfo: additionalInfoSchema,
+  })
+  .partial()
+  .strict();
+export type OrderPatch = z.infer<typeof orderPatchSchema>;
+
+export const orderListSchema = z.object({ items: z.array(orderSchema) });
+
+/** 409 body: the transition the order's current status does not allow. */
+export const conflictSchema = z.object({ error: z.string(), currentStatus: orderStatusSchema });
