@@ -1,0 +1,187 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpError, isRetryable, TransportError } from '../src/lib/http-error.js';
+import { parseConflict, PartnerClient, PartnerResponseError } from '../src/partner/client.js';
+import type { CreateOrderRequest } from '../src/partner/schema.js';
+import { createPartnerSimulator, DEFAULT_PARTNER_API_TOKEN, type PartnerSimulator } from '../src/sandbox/partner/index.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function setup(token = DEFAULT_PARTNER_API_TOKEN, timeoutMs?: number): Promise<{ sim: PartnerSimulator; client: PartnerClient; baseUrl: string }> {
+  const sim = createPartnerSimulator();
+  const baseUrl = await sim.listen();
+  cleanups.push(() => sim.close());
+  return { sim, baseUrl, client: new PartnerClient({ baseUrl, token, ...(timeoutMs ? { timeoutMs } : {}) }) };
+}
+
+/** Rejects the promise's error as an instance of `type`, for further assertions. */
+async function caught<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(type);
+    return error as E;
+  }
+  throw new Error(`expected a ${type.name}`);
+}
+
+const request: CreateOrderRequest = {
+  userId: 'u-42',
+  serviceId: 'trial-lesson',
+  customer: { firstName: 'Пётр', lastName: 'Ёлкин', phone: '+7 (900) 000-00-00', email: 'пётр@почта.рф' },
+  comment: 'Хочу на пробное занятие',
+};
+
+describe('PartnerClient against the simulator', () => {
+  it('creates, reads, lists and patches orders, Cyrillic intact', async () => {
+    const { sim, client } = await setup();
+    const created = await client.createOrder(request, 'create-u-42-1');
+    expect(created).toMatchObject({ status: 'on_approval', userId: 'u-42', customer: request.customer });
+
+    expect(await client.getOrder(created.id)).toEqual(created);
+    expect(await client.listOrders('u-42')).toEqual([created]);
+    expect(await client.listOrders('nobody')).toEqual([]);
+
+    const approved = await client.patchOrder(created.id, { status: 'approved', additionalInfo: { contactId: 7, externalId: 8, closedByDetmir: false } }, 'approve-1');
+    expect(approved).toMatchObject({ status: 'approved', additionalInfo: { contactId: 7, externalId: 8, closedByDetmir: false } });
+    expect(sim.orders.get(created.id)!.customer.lastName).toBe('Ёлкин');
+
+    // What went over the wire: bearer auth, the keys, JSON bodies.
+    expect(sim.stats.requests.map((r) => [r.method, r.path, r.status, r.idempotencyKey])).toEqual([
+      ['POST', '/orders', 201, 'create-u-42-1'],
+      ['GET', `/orders/${created.id}`, 200, undefined],
+      ['GET', '/orders', 200, undefined],
+      ['GET', '/orders', 200, undefined],
+      ['PATCH', `/orders/${created.id}`, 200, 'approve-1'],
+    ]);
+    expect(sim.stats.requests[0].body).toEqual(request);
+  });
+
+  it('gets the same order back when a create is retried with its key', async () => {
+    const { sim, client } = await setup();
+    const first = await client.createOrder(request, 'k');
+    const again = await client.createOrder(request, 'k');
+    expect(again.id).toBe(first.id);
+    expect(sim.orders.size).toBe(1);
+  });
+
+  it('encodes ids into the path', async () => {
+    const { sim, client } = await setup();
+    const order = await sim.createOrderAsUser({ userId: 'u', customer: request.customer }, { send: false });
+    sim.orders.delete(order.id);
+    sim.orders.set('a/b ё', { ...order, id: 'a/b ё' });
+    expect((await client.getOrder('a/b ё')).id).toBe('a/b ё');
+  });
+});
+
+describe('PartnerClient error classification', () => {
+  it('404 is a permanent HttpError with the raw body', async () => {
+    const { client } = await setup();
+    const error = await caught(client.getOrder('DM-missing'), HttpError);
+    expect(error).toMatchObject({ service: 'partner', method: 'GET', path: '/orders/DM-missing', status: 404 });
+    expect(JSON.parse(error.body)).toEqual({ error: 'order DM-missing not found' });
+    expect(error.retryable).toBe(false);
+    expect(parseConflict(error)).toBeUndefined();
+  });
+
+  it('409 carries the conflict for parseConflict', async () => {
+    const { sim, client } = await setup();
+    const order = await sim.createOrderAsUser({ userId: 'u', customer: request.customer }, { send: false });
+    const error = await caught(client.patchOrder(order.id, { status: 'executed' }, 'k'), HttpError);
+    expect(error.status).toBe(409);
+    expect(parseConflict(error)).toEqual({ error: expect.stringMatching(/on_approval/), currentStatus: 'on_approval' });
+  });
+
+  it('parseConflict ignores a 409 whose body is not the contract', () => {
+    expect(parseConflict(new HttpError('partner', 'PATCH', '/orders/1', 409, '<html>busy</html>'))).toBeUndefined();
+    expect(parseConflict(new HttpError('partner', 'PATCH', '/orders/1', 409, '{"error":"x","currentStatus":"nope"}'))).toBeUndefined();
+  });
+
+  it('401 for a wrong token', async () => {
+    const { client } = await setup('wrong-token');
+    const error = await caught(client.listOrders('u'), HttpError);
+    expect(error.status).toBe(401);
+    expect(isRetryable(error)).toBe(false);
+  });
+
+  it('400 from the server keeps its details', async () => {
+    const { client } = await setup();
+    const bad = { ...request, customer: { ...request.customer, phone: '' } };
+    const error = await caught(client.createOrder(bad, 'k'), HttpError);
+    expect(error.status).toBe(400);
+    expect(error.body).toContain('customer.phone');
+  });
+
+  it('503 is retryable and passes Retry-After on', async () => {
+    const { sim, client } = await setup();
+    sim.faults.outage = true;
+    const error = await caught(client.getOrder('x'), HttpError);
+    expect(error).toMatchObject({ status: 503, retryAfterMs: 1000, retryable: true });
+  });
+
+  it('a server that accepts and never answers is a TransportError after timeoutMs', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const client = new PartnerClient({ baseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, token: 't', timeoutMs: 150 });
+    const started = Date.now();
+    const error = await caught(client.patchOrder('1', { paid: true }, 'k'), TransportError);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(error).toMatchObject({ service: 'partner', method: 'PATCH', path: '/orders/1', retryable: true });
+    expect(error.reason).toMatch(/150 ms/);
+  });
+
+  it('the hang fault times out too', async () => {
+    const { sim, client } = await setup(DEFAULT_PARTNER_API_TOKEN, 100);
+    sim.faults.hang = true;
+    const error = await caught(client.getOrder('1'), TransportError);
+    expect(error.reason).toMatch(/100 ms/);
+  });
+
+  it('a refused connection is a TransportError with the cause', async () => {
+    const client = new PartnerClient({ baseUrl: 'http://127.0.0.1:1', token: 't', timeoutMs: 2000 });
+    const error = await caught(client.getOrder('1'), TransportError);
+    expect(error.reason).toMatch(/ECONNREFUSED|fetch failed/);
+  });
+
+  it('a 2xx that breaks the contract is a permanent PartnerResponseError', async () => {
+    const fake: typeof fetch = async () => new Response(JSON.stringify({ id: 1 }), { status: 200 });
+    const client = new PartnerClient({ baseUrl: 'http://partner.test', token: 't', fetch: fake });
+    const error = await caught(client.getOrder('1'), PartnerResponseError);
+    expect(error.message).toMatch(/id/);
+    expect(isRetryable(error)).toBe(false);
+
+    const notJson: typeof fetch = async () => new Response('<html>ok</html>', { status: 200 });
+    await caught(new PartnerClient({ baseUrl: 'http://partner.test', token: 't', fetch: notJson }).getOrder('1'), PartnerResponseError);
+  });
+
+  it('keeps a path prefix of the base URL and sends the expected headers', async () => {
+    const seen: Array<{ url: string; headers: Headers; body: unknown }> = [];
+    const fake: typeof fetch = async (input, init) => {
+      seen.push({ url: String(input), headers: new Headers(init?.headers), body: init?.body });
+      return new Response(JSON.stringify({ items: [] }), { status: 200 });
+    };
+    for (const baseUrl of ['https://partner.test/api/v1', 'https://partner.test/api/v1/']) {
+      await new PartnerClient({ baseUrl, token: 'secret', fetch: fake }).listOrders('u 1&x');
+    }
+    expect(seen.map((s) => s.url)).toEqual([
+      'https://partner.test/api/v1/orders?userId=u+1%26x',
+      'https://partner.test/api/v1/orders?userId=u+1%26x',
+    ]);
+    expect(seen[0].headers.get('authorization')).toBe('Bearer secret');
+    expect(seen[0].headers.get('content-type')).toBeNull();
+  });
+
+  it('refuses an empty idempotency key', async () => {
+    const client = new PartnerClient({ baseUrl: 'http://partner.test', token: 't', fetch: async () => new Response('{}') });
+    await expect(client.patchOrder('1', { paid: true }, '')).rejects.toThrow(TypeError);
+  });
+});
+
