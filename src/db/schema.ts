@@ -56,6 +56,10 @@ export interface OrdersTable {
   partner_status: string;
   /** JSON of the last partner order seen (from a webhook or a read). */
   snapshot: string;
+  /** The snapshot's updatedAt (ms): a late, older event never overwrites a newer one. */
+  partner_updated_at: number;
+  /** Why the order needs a person, if it does (e.g. created outside the webview). */
+  note: string | null;
   /** 'webhook' | 'webview': where the order came from. */
   origin: string;
   /** 1 when Company 1 closed the order itself (stage 1); the bridge then leaves it alone. */

@@ -49,6 +49,8 @@ export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<voi
     .addColumn('deal_id', bigint)
     .addColumn('partner_status', 'text', (c) => c.notNull())
     .addColumn('snapshot', 'text', (c) => c.notNull())
+    .addColumn('partner_updated_at', bigint, (c) => c.notNull())
+    .addColumn('note', 'text')
     .addColumn('origin', 'text', (c) => c.notNull())
     .addColumn('closed_by_partner', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('info_pushed', 'integer', (c) => c.notNull().defaultTo(0))

@@ -1,0 +1,176 @@
+import type { Server } from 'node:http';
+import { AmoClient } from './amo/client.js';
+import { type Config, amoBaseUrl } from './config.js';
+import { connect, type Db } from './db/connect.js';
+import { migrate } from './db/migrate.js';
+import { createApp } from './http/app.js';
+import type { Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { loadMappingsFile, MappingsError } from './mappings/load.js';
+import { type Mappings, resolveMappings } from './mappings/resolve.js';
+import { PartnerClient } from './partner/client.js';
+import type { BackoffPolicy } from './queue/backoff.js';
+import { Worker } from './queue/worker.js';
+import { orderSyncHandler } from './sync/order-sync.js';
+
+/** Knobs that are not part of the operator contract: tests and the demo turn them. */
+export interface BridgeTuning {
+  /** How long a create of unknown outcome sits before one empty search counts. */
+  settleMs?: number;
+  backoff?: BackoffPolicy;
+  pollMs?: number;
+  leaseMs?: number;
+  amoTimeoutMs?: number;
+  amoMinRetryDelayMs?: number;
+  partnerTimeoutMs?: number;
+  /** Start the worker (default true); `npm start -- --no-worker` runs HTTP only. */
+  worker?: boolean;
+  /** PostgreSQL schema (tests isolate themselves). */
+  dbSchema?: string;
+}
+
+export interface Bridge {
+  config: Config;
+  db: Db;
+  amo: AmoClient;
+  metrics: Metrics;
+  app: ReturnType<typeof createApp>;
+  worker: Worker | undefined;
+  /** Resolves once the mappings are resolved against the account and the worker runs. */
+  ready: Promise<Mappings>;
+  /** Binds the HTTP edge; tests use the loopback default, `npm start` all interfaces. */
+  listen(port?: number, host?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Assembles one bridge process: storage (migrated), clients, the HTTP edge and the
+ * worker. The HTTP edge accepts webhooks from the first moment, even while amoCRM is
+ * unreachable and the mappings are not yet resolved: work waits in the queue, nothing
+ * is refused that could be kept.
+ */
+export async function createBridge(config: Config, logger: Logger, tuning: BridgeTuning = {}): Promise<Bridge> {
+  const metrics = createMetrics();
+  const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
+  await migrate(db);
+
+  const amo = AmoClient.create({
+    baseUrl: amoBaseUrl(config),
+    subdomain: config.AMO_SUBDOMAIN,
+    auth: config.AMO_LONG_LIVED_TOKEN
+      ? { kind: 'long-lived', token: config.AMO_LONG_LIVED_TOKEN }
+      : {
+          kind: 'oauth',
+          clientId: config.AMO_CLIENT_ID!,
+          clientSecret: config.AMO_CLIENT_SECRET!,
+          redirectUri: config.AMO_REDIRECT_URI!,
+        },
+    db,
+    rateLimitRps: config.AMO_RATE_LIMIT_RPS,
+    timeoutMs: tuning.amoTimeoutMs,
+    minRetryDelayMs: tuning.amoMinRetryDelayMs,
+    logger,
+    metrics,
+  });
+  const partner = new PartnerClient({
+    baseUrl: config.PARTNER_API_URL,
+    token: config.PARTNER_API_TOKEN,
+    timeoutMs: tuning.partnerTimeoutMs,
+  });
+  const file = loadMappingsFile(config.MAPPINGS_PATH);
+
+  let mappings: Mappings | undefined;
+  let worker: Worker | undefined;
+  let stopping = false;
+
+  const app = createApp({
+    db,
+    logger,
+    metrics,
+    partnerWebhookSecret: config.PARTNER_WEBHOOK_SECRET,
+    onWorkEnqueued: () => worker?.wake(),
+    readiness: async () => {
+      const credentials = await amo.hasCredentials();
+      return {
+        ready: credentials && mappings !== undefined,
+        checks: {
+          amocrm_token: credentials ? 'ok' : 'missing: run `amobridge oauth <code>` or set AMO_LONG_LIVED_TOKEN',
+          mappings: mappings ? 'resolved' : 'not resolved yet',
+        },
+      };
+    },
+  });
+
+  const ready = (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [pipelines, leadFields, contactFields] = [
+          await amo.getPipelines(),
+          await amo.getCustomFields('leads'),
+          await amo.getCustomFields('contacts'),
+        ];
+        mappings = resolveMappings(file, {
+          pipelines: pipelines.map((p) => ({
+            id: p.id,
+            name: p.name,
+            statuses: (p._embedded?.statuses ?? []).map((s) => ({ id: s.id, name: s.name, sort: s.sort })),
+          })),
+          leadFields,
+          contactFields,
+        });
+        break;
+      } catch (error) {
+        if (error instanceof MappingsError || stopping) throw error;
+        logger.warn('mappings.resolve_failed', { attempt, error: String(error) });
+        await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** attempt)));
+      }
+    }
+    logger.info('mappings.resolved', {
+      pipelineId: mappings.pipeline.id,
+      initialStatusId: mappings.initialStatus.id,
+      integrationStage: mappings.integrationStage,
+    });
+    if (tuning.worker !== false && !stopping) {
+      worker = new Worker({
+        db,
+        logger,
+        metrics,
+        pollMs: tuning.pollMs,
+        leaseMs: tuning.leaseMs,
+        backoff: tuning.backoff,
+        handlers: [orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? 20_000 })],
+      });
+      worker.start();
+    }
+    return mappings;
+  })();
+  ready.catch(() => undefined);
+
+  let server: Server | undefined;
+  return {
+    config,
+    db,
+    amo,
+    metrics,
+    app,
+    get worker() {
+      return worker;
+    },
+    ready,
+    listen(port = config.PORT, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        server = app.listen(port, host, (error?: Error) => {
+          if (error) return reject(error);
+          const address = server!.address();
+          resolve(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}`);
+        });
+      });
+    },
+    async stop() {
+      stopping = true;
+      if (server) await new Promise<void>((r) => server!.close(() => r()));
+      await worker?.stop();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { parseArgs } from 'node:util';
+import { AmoClient } from '../amo/client.js';
+import { amoBaseUrl, ConfigError, loadConfig } from '../config.js';
+import { connect } from '../db/connect.js';
+import { migrate } from '../db/migrate.js';
+import { createLogger } from '../logger.js';
+import { createMetrics } from '../metrics.js';
+import { listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
+
+/**
+ * `amobridge <command>`: operator tasks against the configured account and database.
+ *   oauth <code>             exchange an authorization code; the tokens are stored
+ *   dead list                jobs in the dead letter, with their last error
+ *   dead replay <job id>     send a dead job back to the queue
+ */
+
+const USAGE = `usage: amobridge <command>
+  oauth <code>            exchange an amoCRM authorization code and store the tokens
+  dead list               list dead-lettered jobs with their last error
+  dead replay <job-id>    send a dead job back to the queue
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false });
+  const [command, sub, arg] = positionals;
+  if (!command || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  try {
+    process.loadEnvFile?.('.env');
+  } catch {
+    // The environment alone configures the command.
+  }
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = connect(config.DATABASE_URL);
+  try {
+    await migrate(db);
+    if (command === 'oauth') {
+      if (!sub) throw new UsageError('oauth needs the authorization code');
+      if (config.AMO_LONG_LIVED_TOKEN) throw new UsageError('AMO_LONG_LIVED_TOKEN is set; OAuth is not used');
+      const amo = AmoClient.create({
+        baseUrl: amoBaseUrl(config),
+        subdomain: config.AMO_SUBDOMAIN,
+        auth: { kind: 'oauth', clientId: config.AMO_CLIENT_ID!, clientSecret: config.AMO_CLIENT_SECRET!, redirectUri: config.AMO_REDIRECT_URI! },
+        db,
+        rateLimitRps: config.AMO_RATE_LIMIT_RPS,
+        logger,
+        metrics: createMetrics(),
+      });
+      await amo.exchangeAuthorizationCode(sub);
+      const account = await amo.getAccount();
+      process.stdout.write(`tokens stored; connected to account ${account.id} (${account.subdomain})\n`);
+      return 0;
+    }
+    if (command === 'dead' && sub === 'list') {
+      const jobs = await listDeadJobs(db.kysely);
+      if (jobs.length === 0) process.stdout.write('no dead jobs\n');
+      for (const job of jobs) {
+        process.stdout.write(`${job.id}\t${job.kind}\t${job.job_key}\tattempts ${job.attempts}\t${job.last_error ?? ''}\n`);
+      }
+      return 0;
+    }
+    if (command === 'dead' && sub === 'replay') {
+      const id = Number(arg);
+      if (!Number.isInteger(id)) throw new UsageError('dead replay needs a job id');
+      const ok = await replayDeadJob(db.kysely, id);
+      process.stdout.write(ok ? `job ${id} queued again\n` : `job ${id} is not dead\n`);
+      return ok ? 0 : 1;
+    }
+    throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+  } finally {
+    await db.close();
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) process.stderr.write(`amobridge: ${error.message}\n${USAGE}`);
+    else if (error instanceof ConfigError) process.stderr.write(`amobridge: ${error.message}\n`);
+    else process.stderr.write(`amobridge: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,61 @@
+import express, { type Express } from 'express';
+import type { Db } from '../db/connect.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { problemErrorHandler, sendProblem } from './problem.js';
+import { partnerWebhookRouter } from './routes/partner-webhook.js';
+
+export interface AppDeps {
+  db: Db;
+  logger: Logger;
+  metrics: Metrics;
+  partnerWebhookSecret: string;
+  /** Readiness beyond the database: amoCRM token and mappings resolved. */
+  readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+  onWorkEnqueued(): void;
+}
+
+/** The HTTP edge. Routes validate, authenticate and persist; the worker does the rest. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    let ready = true;
+    try {
+      await deps.db.kysely.selectFrom('kv').select('key').limit(1).execute();
+      checks.database = 'ok';
+    } catch (error) {
+      ready = false;
+      checks.database = `unreachable: ${(error as Error).message}`;
+    }
+    const more = await deps.readiness().catch((error: Error) => ({ ready: false, checks: { readiness: error.message } }));
+    Object.assign(checks, more.checks);
+    ready &&= more.ready;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.use(
+    partnerWebhookRouter({
+      db: deps.db,
+      secret: deps.partnerWebhookSecret,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      onAccepted: deps.onWorkEnqueued,
+    }),
+  );
+
+  app.use((_req, res) => sendProblem(res, 404, 'Not Found'));
+  app.use(problemErrorHandler((error) => deps.logger.error('http.error', { error: String(error) })));
+  return app;
+}

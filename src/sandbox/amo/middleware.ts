@@ -1,0 +1,179 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { requestMeta } from './http.js';
+import { problem, sendProblem } from './problem.js';
+
+/**
+ * What stands between a client and the routes: the request log, amoCRM's rate limit, the
+ * injectable faults and the bearer-token check.
+ */
+
+export interface RequestRecord {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Path with the query string, for checks on batch sizes and filters. */
+  url: string;
+  status: number;
+  /** Epoch ms when the request arrived. */
+  at: number;
+}
+
+export interface StatsFilter {
+  method?: string;
+  pathPrefix?: string;
+  status?: number;
+}
+
+export interface AmoStats {
+  requests: RequestRecord[];
+  count(filter?: StatsFilter): number;
+  reset(): void;
+}
+
+export function createStats(): AmoStats {
+  const requests: RequestRecord[] = [];
+  return {
+    requests,
+    count(filter = {}) {
+      return requests.filter(
+        (r) =>
+          (filter.method === undefined || r.method === filter.method.toUpperCase()) &&
+          (filter.pathPrefix === undefined || r.path.startsWith(filter.pathPrefix)) &&
+          (filter.status === undefined || r.status === filter.status),
+      ).length;
+    },
+    reset() {
+      requests.length = 0; // in place: tests may hold the array
+    },
+  };
+}
+
+/** Logs every answered request (a request left hanging is never logged). */
+export function recordRequests(stats: AmoStats, now: () => number): RequestHandler {
+  return (req, res, next) => {
+    const at = now();
+    const { method } = req;
+    const url = req.originalUrl;
+    const path = url.split('?')[0] ?? url;
+    res.on('finish', () => stats.requests.push({ method, path, url, status: res.statusCode, at }));
+    next();
+  };
+}
+
+export interface AmoFaults {
+  /** Added to every API and OAuth answer. */
+  latencyMs: number;
+  /** Share (0..1) of requests answered 500 before anything is done. */
+  errorRate: number;
+  /** 503 (an HTML gateway page) for everything. */
+  outage: boolean;
+  /** Never answer (the client must time out). */
+  hang: boolean;
+  /** amoCRM's 429 comes as problem+json, with no body, or as an HTML gateway page. */
+  rateLimit429Body: 'json' | 'empty' | 'html';
+  /** 403 with an HTML page for everything: amoCRM blocks an integration that keeps breaking the limit. */
+  blocked: boolean;
+  /**
+   * Share (0..1) of POST/PATCH /api/v4 requests that are carried out but then answered 500
+   * (`failAfterWriteMode: 'error'`) or never answered (`'hang'`): a create whose outcome the
+   * client cannot know.
+   */
+  failAfterWriteRate: number;
+  failAfterWriteMode: 'error' | 'hang';
+}
+
+export function defaultFaults(): AmoFaults {
+  return {
+    latencyMs: 0,
+    errorRate: 0,
+    outage: false,
+    hang: false,
+    rateLimit429Body: 'json',
+    blocked: false,
+    failAfterWriteRate: 0,
+    failAfterWriteMode: 'error',
+  };
+}
+
+function nginxPage(status: number, title: string): string {
+  return `<html>\r\n<head><title>${status} ${title}</title></head>\r\n<body>\r\n<center><h1>${status} ${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+}
+
+/**
+ * At most `rps` requests are let through in any sliding one-second window (by arrival time
+ * here); the rest get 429. Only requests let through fill the window, so a client that
+ * exceeds the limit loses exactly the excess rather than being locked out.
+ */
+export function rateLimit(rps: number, faults: AmoFaults, now: () => number): RequestHandler {
+  const passed: number[] = [];
+  return (_req, res, next) => {
+    const t = now();
+    while (passed.length && (passed[0] ?? 0) <= t - 1000) passed.shift();
+    if (passed.length < rps) {
+      passed.push(t);
+      next();
+      return;
+    }
+    res.status(429);
+    switch (faults.rateLimit429Body) {
+      case 'empty':
+        res.end();
+        return;
+      case 'html':
+        // amoCRM's gateway has been seen answering 429 with HTML (amocrm/amocrm-api-php#526).
+        res.type('text/html').send(nginxPage(429, 'Too Many Requests'));
+        return;
+      default:
+        // Kommo's documented 429 body (developers.kommo.com, "HTTP status codes").
+        res
+          .type('application/problem+json')
+          .send(
+            JSON.stringify(
+              problem(429, 'You have sent too many requests in a given amount of time. Please try again later.'),
+            ),
+          );
+    }
+  };
+}
+
+export function injectFaults(faults: AmoFaults): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    if (faults.hang) return; // leave the request open; close() drops the socket
+    if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
+    if (faults.blocked) {
+      res.status(403).type('text/html').send(nginxPage(403, 'Forbidden'));
+      return;
+    }
+    if (faults.outage) {
+      res.status(503).type('text/html').send(nginxPage(503, 'Service Temporarily Unavailable'));
+      return;
+    }
+    if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
+      sendProblem(res, 500, 'Internal server error');
+      return;
+    }
+    // Only API writes: an OAuth answer lost this way would strand the client for good.
+    const writes = (req.method === 'POST' || req.method === 'PATCH') && req.originalUrl.startsWith('/api/v4/');
+    if (writes && faults.failAfterWriteRate > 0 && Math.random() < faults.failAfterWriteRate) {
+      requestMeta(req).failAfterWrite = faults.failAfterWriteMode;
+    }
+    next();
+  };
+}
+
+/**
+ * Bearer auth for /api/v4. amoCRM's answer to a missing or bad token:
+ * `{"title":"Unauthorized","type":"https://httpstatus.es/401","status":401,"detail":"Invalid user name or password"}`
+ * (as captured from Kommo, amoCRM's international twin).
+ */
+export function requireBearer(isValid: (token: string) => boolean): RequestHandler {
+  return (req, res, next) => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1] || !isValid(match[1])) {
+      sendProblem(res, 401, 'Invalid user name or password');
+      return;
+    }
+    next();
+  };
+}

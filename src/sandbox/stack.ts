@@ -1,0 +1,81 @@
+import { createBridge, type Bridge, type BridgeTuning } from '../bridge.js';
+import { configSchema } from '../config.js';
+import type { Logger } from '../logger.js';
+import { type AmoSimulator, type AmoSimulatorOptions, createAmoSimulator } from './amo/index.js';
+import {
+  createPartnerSimulator,
+  DEFAULT_PARTNER_API_TOKEN,
+  DEFAULT_PARTNER_WEBHOOK_SECRET,
+  type PartnerSimulator,
+  type PartnerSimulatorOptions,
+} from './partner/index.js';
+
+/**
+ * Both simulators and a bridge wired to each other over real HTTP on loopback: the
+ * whole product in one process, for the demo and the end-to-end tests.
+ */
+export interface Stack {
+  amo: AmoSimulator;
+  partner: PartnerSimulator;
+  bridge: Bridge;
+  bridgeUrl: string;
+  amoUrl: string;
+  partnerUrl: string;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  databaseUrl: string;
+  logger: Logger;
+  tuning?: BridgeTuning;
+  amo?: AmoSimulatorOptions;
+  partner?: PartnerSimulatorOptions;
+  mappingsPath?: string;
+  rateLimitRps?: number;
+  env?: Record<string, string>;
+}
+
+export const SANDBOX_LONG_LIVED_TOKEN = 'sandbox-long-lived-token';
+export const SANDBOX_AMO_WEBHOOK_SECRET = 'sandbox-amo-webhook-secret';
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, ...options.amo });
+  const partner = createPartnerSimulator(options.partner);
+  const amoUrl = await amo.listen();
+  const partnerUrl = await partner.listen();
+  const config = configSchema.parse({
+    PORT: '0',
+    DATABASE_URL: options.databaseUrl,
+    MAPPINGS_PATH: options.mappingsPath ?? 'mappings/default.yaml',
+    AMO_SUBDOMAIN: 'company2',
+    AMO_BASE_URL: amoUrl,
+    AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
+    AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
+    AMO_RATE_LIMIT_RPS: String(options.rateLimitRps ?? options.amo?.rateLimitRps ?? 7),
+    SWEEP_INTERVAL: '0',
+    PARTNER_API_URL: partnerUrl,
+    PARTNER_API_TOKEN: options.partner?.apiToken ?? DEFAULT_PARTNER_API_TOKEN,
+    PARTNER_WEBHOOK_SECRET: options.partner?.webhookSecret ?? DEFAULT_PARTNER_WEBHOOK_SECRET,
+    WEBVIEW_JWT_SECRET: 'sandbox-webview-jwt-secret-0123456789abcdef',
+    WEBVIEW_JWT_ISSUER: 'company1',
+    WEBVIEW_JWT_AUDIENCE: 'amobridge',
+    SESSION_SECRET: 'sandbox-session-secret-0123456789abcdef',
+    LOG_LEVEL: 'info',
+    ...options.env,
+  });
+  const bridge = await createBridge(config, options.logger, options.tuning);
+  const bridgeUrl = await bridge.listen(0);
+  partner.setBridgeWebhookUrl(`${bridgeUrl}/webhooks/partner`);
+  return {
+    amo,
+    partner,
+    bridge,
+    bridgeUrl,
+    amoUrl,
+    partnerUrl,
+    async stop() {
+      await bridge.stop();
+      await Promise.all([amo.close(), partner.close()]);
+    },
+  };
+}

@@ -1,0 +1,293 @@
+import type { Db } from '../db/connect.js';
+import type { Order as OrderRow } from '../db/schema.js';
+import { isRetryable } from '../lib/http-error.js';
+import type { Logger } from '../logger.js';
+import type { Mappings } from '../mappings/resolve.js';
+import { type Order, orderSchema } from '../partner/schema.js';
+import {
+  type ClaimState,
+  contactClaimKey,
+  dealClaimKey,
+  dropClaim,
+  readClaim,
+  settleClaim,
+  takeClaim,
+} from './claims.js';
+import { type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
+
+/**
+ * Stage 1 intake: every order gets exactly one contact per user and one deal per order.
+ *
+ * Lookups first (the contact by detmirUserId, and the deal by detmirOrderId when an
+ * earlier create may have happened), then all the creates of the batch in one
+ * POST /api/v4/leads/complex per 50 deals, each deal with its contact: a new user's order
+ * costs one search and a fiftieth of a create. Every id is recorded the moment it is known.
+ */
+
+export interface IntakeDeps {
+  db: Db;
+  amo: AmoPort;
+  mappings: Mappings;
+  logger: Logger;
+  /** How long a create of unknown outcome must sit before one empty search counts. */
+  settleMs: number;
+  /** Lookups in flight at once; the rate limiter, not this, sets the pace. */
+  lookupConcurrency?: number;
+}
+
+export type IntakeOutcome =
+  | { type: 'ready'; contactId: number; dealId: number }
+  | { type: 'postpone'; delayMs: number; reason: string }
+  | { type: 'failed'; error: unknown };
+
+type Lookup =
+  | IntakeOutcome
+  | { type: 'create'; order: Order; contact: { id: number } | { newFor: string; claim: ClaimState }; dealClaim: ClaimState };
+
+const COMPLEX_LIMIT = 50;
+const SAME_USER_RETRY_MS = 500;
+
+export async function intakeOrders(deps: IntakeDeps, rows: OrderRow[]): Promise<Map<string, IntakeOutcome>> {
+  const outcomes = new Map<string, IntakeOutcome>();
+  const lookups = await mapLimited(rows, deps.lookupConcurrency ?? 8, (row) =>
+    lookUp(deps, row).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+  );
+
+  const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
+  const newContactFor = new Set<string>();
+  rows.forEach((row, i) => {
+    const lookup = lookups[i]!;
+    if (lookup.type !== 'create') return void outcomes.set(row.order_id, lookup);
+    // One new contact per user: a second order of the same new user waits for the first
+    // to record its contact, then links to it.
+    if ('newFor' in lookup.contact) {
+      if (newContactFor.has(lookup.contact.newFor)) {
+        outcomes.set(row.order_id, { type: 'postpone', delayMs: SAME_USER_RETRY_MS, reason: 'contact of this user is being created' });
+        return;
+      }
+      newContactFor.add(lookup.contact.newFor);
+    }
+    creates.push(lookup);
+  });
+
+  for (let i = 0; i < creates.length; i += COMPLEX_LIMIT) {
+    const chunk = await claimAll(deps, creates.slice(i, i + COMPLEX_LIMIT), outcomes);
+    if (chunk.length > 0) await createChunk(deps, chunk, outcomes);
+  }
+  return outcomes;
+}
+
+async function lookUp(deps: IntakeDeps, row: OrderRow): Promise<Lookup> {
+  const order = orderSchema.parse(JSON.parse(row.snapshot));
+  const { db, mappings } = deps;
+
+  let contactId = row.contact_id ?? (await knownContact(db, row.user_id));
+  let contactClaim: ClaimState = { state: 'free' };
+  if (contactId === undefined) {
+    const found = await findContact(deps, row.user_id);
+    if (found.type === 'postpone') return found;
+    if (found.type === 'found') contactId = found.contactId;
+    else contactClaim = found.claim;
+  }
+
+  if (row.deal_id !== null && contactId !== undefined) return { type: 'ready', contactId, dealId: row.deal_id };
+
+  const dealClaim = await readClaim(db.kysely, dealClaimKey(row.order_id), deps.settleMs);
+  if (dealClaim.state === 'created' && contactId !== undefined) {
+    await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
+    return { type: 'ready', contactId, dealId: dealClaim.entityId };
+  }
+  if (dealClaim.state !== 'free') {
+    // An earlier attempt may have created the deal: find it by detmirOrderId.
+    const leads = await deps.amo.searchLeads(row.order_id);
+    const lead = leads
+      .filter((l) => customFieldText(l, mappings.fields.detmirOrderId) === row.order_id)
+      .sort((a, b) => a.id - b.id)[0];
+    if (lead) {
+      const leadContact = contactId ?? lead._embedded?.contacts?.[0]?.id;
+      if (leadContact === undefined) throw new Error(`deal ${lead.id} of order ${row.order_id} has no contact`);
+      if (contactId === undefined) await recordContact(deps, row.user_id, leadContact);
+      await recordDeal(deps, row.order_id, lead.id, leadContact);
+      deps.logger.info('order.intake.deal_found', { orderId: row.order_id, dealId: lead.id });
+      return { type: 'ready', contactId: leadContact, dealId: lead.id };
+    }
+    if (dealClaim.state === 'pending' && !dealClaim.settled) {
+      return settleWait(deps, dealClaim, `deal create for order ${row.order_id} has an unknown outcome`);
+    }
+  }
+  return {
+    type: 'create',
+    order,
+    contact: contactId !== undefined ? { id: contactId } : { newFor: row.user_id, claim: contactClaim },
+    dealClaim,
+  };
+}
+
+type ContactSearch =
+  | { type: 'found'; contactId: number }
+  | { type: 'absent'; claim: ClaimState }
+  | { type: 'postpone'; delayMs: number; reason: string };
+
+/** The contact whose detmirUserId is exactly this user id, including ones staff made. */
+async function findContact(deps: IntakeDeps, userId: string): Promise<ContactSearch> {
+  const key = contactClaimKey(userId);
+  const claim = await readClaim(deps.db.kysely, key, deps.settleMs);
+  if (claim.state === 'created') {
+    await recordContact(deps, userId, claim.entityId);
+    return { type: 'found', contactId: claim.entityId };
+  }
+  // `query` is a full-text search over every field: "u1" also finds "u10" and phones.
+  const matches = (await deps.amo.searchContacts(userId))
+    .filter((c) => customFieldText(c, deps.mappings.fields.detmirUserId) === userId)
+    .sort((a, b) => a.id - b.id);
+  if (matches.length > 0) {
+    const contactId = matches[0]!.id;
+    if (matches.length > 1) {
+      deps.logger.warn('order.intake.duplicate_contacts', { userId, contactIds: matches.map((c) => c.id), using: contactId });
+    }
+    await recordContact(deps, userId, contactId);
+    deps.logger.info('order.intake.contact_found', { userId, contactId });
+    return { type: 'found', contactId };
+  }
+  if (claim.state === 'pending' && !claim.settled) {
+    return settleWait(deps, claim, `contact create for user ${userId} has an unknown outcome`);
+  }
+  return { type: 'absent', claim };
+}
+
+function settleWait(deps: IntakeDeps, claim: Extract<ClaimState, { state: 'pending' }>, reason: string) {
+  const delayMs = Math.max(200, claim.startedAt + deps.settleMs - Date.now());
+  return { type: 'postpone' as const, delayMs, reason: `${reason}; waiting for amoCRM's search index` };
+}
+
+/** Claims every create of a chunk; an order whose claim another worker holds waits. */
+async function claimAll(
+  deps: IntakeDeps,
+  creates: Array<Extract<Lookup, { type: 'create' }>>,
+  outcomes: Map<string, IntakeOutcome>,
+) {
+  const claimed: typeof creates = [];
+  for (const c of creates) {
+    const dealOk = await takeClaim(deps.db.kysely, dealClaimKey(c.order.id), c.dealClaim);
+    const contactOk =
+      !('newFor' in c.contact) || (await takeClaim(deps.db.kysely, contactClaimKey(c.contact.newFor), c.contact.claim));
+    if (dealOk && contactOk) claimed.push(c);
+    else {
+      if (dealOk) await dropClaim(deps.db.kysely, dealClaimKey(c.order.id));
+      outcomes.set(c.order.id, { type: 'postpone', delayMs: SAME_USER_RETRY_MS, reason: 'another worker is creating it' });
+    }
+  }
+  return claimed;
+}
+
+async function createChunk(
+  deps: IntakeDeps,
+  chunk: Array<Extract<Lookup, { type: 'create' }>>,
+  outcomes: Map<string, IntakeOutcome>,
+): Promise<void> {
+  const { mappings } = deps;
+  const items: ComplexLeadInput[] = chunk.map(({ order, contact }) => ({
+    requestId: order.id,
+    name: dealName(order, mappings),
+    pipelineId: mappings.pipeline.id,
+    statusId: mappings.initialStatus.id,
+    tagIds: mappings.tag.id !== undefined ? [mappings.tag.id] : [],
+    customFields: [{ fieldId: mappings.fields.detmirOrderId, value: order.id }],
+    contact:
+      'id' in contact
+        ? { id: contact.id }
+        : {
+            firstName: order.customer.firstName,
+            lastName: order.customer.lastName,
+            name: `${order.customer.firstName} ${order.customer.lastName}`.trim(),
+            phone: order.customer.phone,
+            customFields: [{ fieldId: mappings.fields.detmirUserId, value: order.userId }],
+          },
+  }));
+
+  let results;
+  try {
+    results = await deps.amo.createLeadsComplex(items);
+  } catch (error) {
+    // A refusal (4xx) created nothing, so the claims can go; anything else is in doubt.
+    if (!isRetryable(error)) {
+      for (const c of chunk) {
+        await dropClaim(deps.db.kysely, dealClaimKey(c.order.id));
+        if ('newFor' in c.contact) await dropClaim(deps.db.kysely, contactClaimKey(c.contact.newFor));
+      }
+    }
+    for (const c of chunk) outcomes.set(c.order.id, { type: 'failed', error });
+    return;
+  }
+
+  const byRequest = new Map<string, (typeof results)[number]>();
+  results.forEach((r, i) => {
+    const rid = Array.isArray(r.request_id) ? r.request_id[0] : r.request_id;
+    byRequest.set(rid ?? items[i]!.requestId, r);
+  });
+  for (const c of chunk) {
+    const result = byRequest.get(c.order.id);
+    if (!result) {
+      outcomes.set(c.order.id, { type: 'failed', error: new Error('leads/complex answered without this order') });
+      continue;
+    }
+    const contactId = 'id' in c.contact ? c.contact.id : result.contact_id;
+    if (contactId === null || contactId === undefined) {
+      outcomes.set(c.order.id, { type: 'failed', error: new Error(`deal ${result.id} was created without a contact`) });
+      continue;
+    }
+    if ('newFor' in c.contact) {
+      await recordContact(deps, c.order.userId, contactId);
+      deps.logger.info('order.intake.contact_created', { orderId: c.order.id, userId: c.order.userId, contactId });
+    }
+    await recordDeal(deps, c.order.id, result.id, contactId);
+    deps.logger.info('order.intake.deal_created', { orderId: c.order.id, dealId: result.id, contactId });
+    outcomes.set(c.order.id, { type: 'ready', contactId, dealId: result.id });
+  }
+}
+
+function dealName(order: Order, mappings: Mappings): string {
+  const service = mappings.services.find((s) => s.id === order.serviceId)?.name ?? order.serviceId;
+  return `${service} — order ${order.id}`;
+}
+
+async function knownContact(db: Db, userId: string): Promise<number | undefined> {
+  const row = await db.kysely.selectFrom('contacts').select('contact_id').where('user_id', '=', userId).executeTakeFirst();
+  return row?.contact_id;
+}
+
+async function recordContact(deps: IntakeDeps, userId: string, contactId: number): Promise<void> {
+  await deps.db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('contacts')
+      .values({ user_id: userId, contact_id: contactId, created_at: Date.now() })
+      .onConflict((oc) => oc.column('user_id').doNothing())
+      .execute();
+    await settleClaim(trx, contactClaimKey(userId), contactId);
+  });
+}
+
+async function recordDeal(deps: IntakeDeps, orderId: string, dealId: number, contactId: number): Promise<void> {
+  await deps.db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('orders')
+      .set({ deal_id: dealId, contact_id: contactId, updated_at: Date.now() })
+      .where('order_id', '=', orderId)
+      .execute();
+    await settleClaim(trx, dealClaimKey(orderId), dealId);
+  });
+}
+
+/** Maps with at most `limit` promises in flight, keeping the input order. */
+export async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(runners);
+  return out;
+}

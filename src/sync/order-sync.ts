@@ -1,0 +1,80 @@
+import type { Db } from '../db/connect.js';
+import type { Job, Order as OrderRow } from '../db/schema.js';
+import { ORDER_SYNC } from '../inbox/accept-partner-event.js';
+import type { Logger } from '../logger.js';
+import type { Mappings } from '../mappings/resolve.js';
+import { type Order, orderSchema } from '../partner/schema.js';
+import type { JobHandler, JobResult } from '../queue/worker.js';
+import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
+import { intakeOrders, mapLimited } from './intake.js';
+import type { AmoPort, PartnerPort } from './ports.js';
+
+export interface OrderSyncDeps {
+  db: Db;
+  amo: AmoPort;
+  partner: PartnerPort;
+  mappings: Mappings;
+  logger: Logger;
+  settleMs: number;
+}
+
+/**
+ * The job behind every partner order event: make sure the order has its contact and deal
+ * (intake), then that the partner order carries additionalInfo. Each step reads what is
+ * already recorded, so a repeated or coalesced event does nothing twice.
+ */
+export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
+  return {
+    kind: ORDER_SYNC,
+    async run(jobs: Job[]) {
+      const results = new Map<number, JobResult>();
+      const orderIdOf = new Map(jobs.map((j) => [j.id, (JSON.parse(j.payload) as { orderId: string }).orderId]));
+      const rows = await deps.db.kysely
+        .selectFrom('orders')
+        .selectAll()
+        .where('order_id', 'in', [...new Set(orderIdOf.values())])
+        .execute();
+      const rowOf = new Map(rows.map((r) => [r.order_id, r]));
+
+      const intake = await intakeOrders(deps, rows);
+      await mapLimited(jobs, 8, async (job) => {
+        const orderId = orderIdOf.get(job.id)!;
+        const row = rowOf.get(orderId);
+        if (!row) return void results.set(job.id, { type: 'failed', error: new Error(`order ${orderId} is not recorded`) });
+        const outcome = intake.get(orderId)!;
+        if (outcome.type !== 'ready') return void results.set(job.id, outcome);
+        try {
+          await pushAdditionalInfo(deps, row, outcome);
+          results.set(job.id, { type: 'done' });
+        } catch (error) {
+          results.set(job.id, { type: 'failed', error });
+        }
+      });
+      return results;
+    },
+  };
+}
+
+async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { contactId: number; dealId: number }) {
+  const order: Order = orderSchema.parse(JSON.parse(row.snapshot));
+  const info = desiredAdditionalInfo(order, ids);
+  const fields = { orderId: row.order_id, dealId: ids.dealId, contactId: ids.contactId };
+  if (sameAdditionalInfo(order.additionalInfo, info)) {
+    deps.logger.debug('order.additional_info.unchanged', fields);
+    return;
+  }
+  const key = `additionalInfo:${row.order_id}:${info.contactId}:${info.externalId}:${info.closedByDetmir}`;
+  const updated = await deps.partner.patchOrder(row.order_id, { additionalInfo: info }, key);
+  await deps.db.kysely
+    .updateTable('orders')
+    .set({
+      snapshot: JSON.stringify(updated),
+      partner_status: updated.status,
+      partner_updated_at: Date.parse(updated.updatedAt) || Date.now(),
+      info_pushed: 1,
+      updated_at: Date.now(),
+    })
+    .where('order_id', '=', row.order_id)
+    .execute();
+  deps.logger.info('order.additional_info.written', { ...fields, closedByDetmir: info.closedByDetmir });
+}

@@ -1,0 +1,76 @@
+import type { CreateOrderRequest, Order, OrderPatch } from '../partner/schema.js';
+
+/**
+ * What the domain needs of the outside world, in its own words. The amoCRM and Company 1
+ * clients satisfy these structurally; the domain never imports a transport.
+ */
+
+export interface AmoCustomFieldValue {
+  field_id: number;
+  values: Array<{ value?: unknown }>;
+}
+
+export interface AmoContactView {
+  id: number;
+  custom_fields_values?: AmoCustomFieldValue[] | null;
+}
+
+export interface AmoLeadView {
+  id: number;
+  price?: number | null;
+  status_id: number;
+  pipeline_id: number;
+  updated_at?: number;
+  custom_fields_values?: AmoCustomFieldValue[] | null;
+  _embedded?: { contacts?: Array<{ id: number; is_main?: boolean }> };
+}
+
+export interface NewContactInput {
+  firstName: string;
+  lastName: string;
+  name: string;
+  phone: string;
+  customFields: Array<{ fieldId: number; value: string }>;
+}
+
+export interface ComplexLeadInput {
+  requestId: string;
+  name: string;
+  pipelineId: number;
+  statusId: number;
+  price?: number;
+  tagIds: number[];
+  customFields: Array<{ fieldId: number; value: string }>;
+  contact: { id: number } | NewContactInput;
+}
+
+export interface ComplexLeadResult {
+  id: number;
+  contact_id: number | null;
+  request_id: string[] | string | null;
+}
+
+export interface AmoPort {
+  searchContacts(query: string): Promise<AmoContactView[]>;
+  searchLeads(query: string): Promise<AmoLeadView[]>;
+  getLeadsByIds(ids: number[]): Promise<AmoLeadView[]>;
+  createLeadsComplex(items: ComplexLeadInput[]): Promise<ComplexLeadResult[]>;
+  addLeadNotes(notes: Array<{ leadId: number; text: string }>): Promise<void>;
+}
+
+export interface PartnerPort {
+  getOrder(id: string): Promise<Order>;
+  listOrders(userId: string): Promise<Order[]>;
+  createOrder(input: CreateOrderRequest, idempotencyKey: string): Promise<Order>;
+  patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order>;
+}
+
+/** The value of a custom field as text, or undefined; amoCRM sends null for "no fields". */
+export function customFieldText(
+  entity: { custom_fields_values?: AmoCustomFieldValue[] | null },
+  fieldId: number,
+): string | undefined {
+  const field = entity.custom_fields_values?.find((f) => f.field_id === fieldId);
+  const value = field?.values[0]?.value;
+  return value === undefined || value === null ? undefined : String(value);
+}

@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryRateLimiter, PostgresRateLimiter, createRateLimiter, type RateLimiter } from '../src/amo/index.js';
+import { connect, type Db } from '../src/db/connect.js';
+import { DATABASES, dropDb, freshDb, POSTGRES_URL } from './support/databases.js';
+
+/** The largest number of timestamps inside any half-open window of `windowMs`. */
+function maxInAnyWindow(times: number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i] - sorted[j] >= windowMs) j++;
+    max = Math.max(max, i - j + 1);
+  }
+  return max;
+}
+
+/** Fires `count` acquires at once and records when each was let through. */
+async function burst(limiter: RateLimiter, count: number): Promise<number[]> {
+  const times: number[] = [];
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      await limiter.acquire();
+      times.push(performance.now());
+    }),
+  );
+  return times;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+describe('MemoryRateLimiter', () => {
+  it('never lets more than N starts into any one-second window, and does not idle', async () => {
+    const limiter = new MemoryRateLimiter({ rps: 10 });
+    const started = performance.now();
+    const times = await burst(limiter, 15);
+    expect(maxInAnyWindow(times, 1000)).toBeLessThanOrEqual(10);
+    // 15 starts at 10 per (1 s + margin): the second batch begins after one span.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('holds at the window edge even without a margin, and refuses a rate of zero', async () => {
+    const limiter = new MemoryRateLimiter({ rps: 4, marginMs: 0 });
+    const times = await burst(limiter, 5);
+    expect(maxInAnyWindow(times, 1000)).toBeLessThanOrEqual(4);
+    expect(() => new MemoryRateLimiter({ rps: 0 })).toThrow(RangeError);
+  });
+});
+
+describe.each(DATABASES)('the rate limiter of a %s deployment', (kind) => {
+  async function db(): Promise<Db> {
+    const d = await freshDb(kind, `amo-rate-${kind}`);
+    cleanups.push(() => dropDb(d));
+    return d;
+  }
+
+  it('never lets more than N starts into any one-second window', async () => {
+    const database = await db();
+    const limiter = createRateLimiter(database, { rps: 6 });
+    expect(limiter).toBeInstanceOf(kind === 'postgres' ? PostgresRateLimiter : MemoryRateLimiter);
+    // One limiter per database and rate in a process: every client shares the budget.
+    expect(createRateLimiter(database, { rps: 6 })).toBe(limiter);
+    const times = await burst(limiter, 10);
+    expect(maxInAnyWindow(times, 1000)).toBeLessThanOrEqual(6);
+  });
+
+  it.runIf(kind === 'postgres')('shares one budget between instances with their own connections', async () => {
+    const database = await db();
+    const other = connect(POSTGRES_URL, { schema: database.schema });
+    cleanups.push(() => other.close());
+    const a = new PostgresRateLimiter(database, { rps: 5 });
+    const b = new PostgresRateLimiter(other, { rps: 5 });
+    const [ta, tb] = await Promise.all([burst(a, 4), burst(b, 4)]);
+    expect(maxInAnyWindow([...ta, ...tb], 1000)).toBeLessThanOrEqual(5);
+    const slots = await database.kysely.selectFrom('rate_slots').select('at').execute();
+    expect(slots).toHaveLength(8);
+    expect(maxInAnyWindow(slots.map((s) => Number(s.at)), 1000)).toBeLessThanOrEqual(5);
+  });
+});
