@@ -10,6 +10,7 @@ import { loadMappingsFile, MappingsError } from './mappings/load.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
 import { PartnerClient } from './partner/client.js';
 import type { BackoffPolicy } from './queue/backoff.js';
+import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
 import { orderSyncHandler } from './sync/order-sync.js';
 
@@ -53,6 +54,12 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
   const metrics = createMetrics();
   const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
   await migrate(db);
+  if (db.dialect === 'sqlite') {
+    // One process owns an SQLite file: whatever it held when it last died is free now,
+    // with no need to wait for the leases to run out.
+    const freed = await reclaimAllLeases(db.kysely);
+    if (freed > 0) logger.info('queue.leases_reclaimed', { jobs: freed });
+  }
 
   const amo = AmoClient.create({
     baseUrl: amoBaseUrl(config),
@@ -136,9 +143,9 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         logger,
         metrics,
         pollMs: tuning.pollMs,
-        leaseMs: tuning.leaseMs,
+        leaseMs: tuning.leaseMs ?? config.JOB_LEASE_SECONDS * 1000,
         backoff: tuning.backoff,
-        handlers: [orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? 20_000 })],
+        handlers: [orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 })],
       });
       worker.start();
     }

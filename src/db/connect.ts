@@ -20,7 +20,7 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 /**
  * Opens the database named by DATABASE_URL: `sqlite:<path>` (relative or absolute,
- * or `sqlite::memory:`) or `postgres://…`.
+ * or `sqlite::memory:`) or `postgres://…[?schema=name]`.
  */
 export function connect(url: string, options: { poolSize?: number; schema?: string } = {}): Db {
   if (url.startsWith('sqlite:')) {
@@ -37,10 +37,13 @@ export function connect(url: string, options: { poolSize?: number; schema?: stri
     return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
-    const schema = options.schema;
+    // `?schema=name` keeps the bridge's tables in their own PostgreSQL schema.
+    const parsed = new URL(url);
+    const schema = options.schema ?? (parsed.searchParams.get('schema') || undefined);
+    parsed.searchParams.delete('schema');
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
     const pool = new pg.Pool({
-      connectionString: url,
+      connectionString: parsed.toString(),
       max: options.poolSize ?? 10,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });

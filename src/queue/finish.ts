@@ -78,3 +78,16 @@ export async function postponeJob(
 export async function releaseJob(db: Kysely<Database>, job: Job, now = Date.now()): Promise<void> {
   await postponeJob(db, job, 0, 'released at shutdown', now);
 }
+
+/**
+ * Frees every leased job at once. Only for a database no other instance works on (the
+ * embedded SQLite file at start-up): the attempts they were on still count.
+ */
+export async function reclaimAllLeases(db: Kysely<Database>, now = Date.now()): Promise<number> {
+  const result = await db
+    .updateTable('jobs')
+    .set({ status: 'queued', run_at: now, locked_by: null, locked_until: null, updated_at: now })
+    .where('status', '=', 'running')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

@@ -57,7 +57,7 @@ export class Worker {
     this.batchSize = options.batchSize ?? 50;
     this.concurrency = options.concurrency ?? 2;
     this.pollMs = options.pollMs ?? 250;
-    this.leaseMs = options.leaseMs ?? 5 * 60_000;
+    this.leaseMs = options.leaseMs ?? 30_000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
   }
 
@@ -100,7 +100,7 @@ export class Worker {
     });
     if (jobs.length === 0) return 0;
     for (const job of jobs) this.inFlight.add(job);
-    const heartbeat = setInterval(() => void this.extendLeases(jobs), Math.max(1000, this.leaseMs / 3));
+    const heartbeat = setInterval(() => void this.extendLeases(jobs), Math.max(250, this.leaseMs / 3));
     try {
       const byKind = new Map<string, Job[]>();
       for (const job of jobs) byKind.set(job.kind, [...(byKind.get(job.kind) ?? []), job]);
