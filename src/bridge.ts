@@ -129,7 +129,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       } catch (error) {
         if (error instanceof MappingsError || stopping) throw error;
         logger.warn('mappings.resolve_failed', { attempt, error: String(error) });
-        await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** attempt)));
+        await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** attempt)).unref());
       }
     }
     logger.info('mappings.resolved', {

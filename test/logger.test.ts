@@ -1,0 +1,41 @@
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { describe, expect, it } from 'vitest';
+import { createLogger, maskPhone } from '../src/logger.js';
+
+describe('logs', () => {
+  it('never carry tokens or full phone numbers, however deep', () => {
+    const lines: string[] = [];
+    const logger = createLogger('info');
+    logger.clear();
+    logger.add(
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk, _enc, done) {
+            lines.push(String(chunk));
+            done();
+          },
+        }),
+      }),
+    );
+    logger.info('order.intake.contact_created', {
+      orderId: 'DM-1',
+      phone: '+7 (916) 123-45-67',
+      customer: { phone: '+79161234567', firstName: 'Анна' },
+      access_token: 'eyJ0eXAiOiJKV1QiLCJhbGciOi',
+      headers: { authorization: 'Bearer secret-value' },
+    });
+    const line = lines.join('');
+    const entry = JSON.parse(line);
+    expect(entry).toMatchObject({ message: 'order.intake.contact_created', orderId: 'DM-1', level: 'info' });
+    expect(line).not.toMatch(/1234567|123-45-67|eyJ0eXAi|secret-value/);
+    expect(entry.phone).toBe('***4567');
+    expect(entry.customer.phone).toBe('***4567');
+    expect(entry.access_token).toBe('[redacted]');
+  });
+
+  it('masks all but the last four digits', () => {
+    expect(maskPhone('+7 916 123-45-67')).toBe('***4567');
+    expect(maskPhone('12')).toBe('***');
+  });
+});
