@@ -13,6 +13,8 @@ import type { BackoffPolicy } from './queue/backoff.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
 import { orderSyncHandler } from './sync/order-sync.js';
+import { reconcileHandler } from './sync/reconcile.js';
+import { scheduleSweep, sweepHandler } from './sync/sweep.js';
 
 /** Knobs that are not part of the operator contract: tests and the demo turn them. */
 export interface BridgeTuning {
@@ -87,6 +89,8 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
   const file = loadMappingsFile(config.MAPPINGS_PATH);
 
   let mappings: Mappings | undefined;
+  /** The account's id, learnt at start; amoCRM webhooks must come from this account. */
+  let accountId: number | undefined;
   let worker: Worker | undefined;
   let stopping = false;
 
@@ -95,6 +99,8 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     logger,
     metrics,
     partnerWebhookSecret: config.PARTNER_WEBHOOK_SECRET,
+    amoWebhookSecret: config.AMO_WEBHOOK_SECRET,
+    amoAccount: () => ({ subdomain: config.AMO_SUBDOMAIN, id: accountId }),
     onWorkEnqueued: () => worker?.wake(),
     readiness: async () => {
       const credentials = await amo.hasCredentials();
@@ -111,6 +117,11 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
   const ready = (async () => {
     for (let attempt = 1; ; attempt++) {
       try {
+        const account = await amo.getAccount();
+        if (account.subdomain !== config.AMO_SUBDOMAIN) {
+          logger.warn('amocrm.account_subdomain_differs', { configured: config.AMO_SUBDOMAIN, actual: account.subdomain });
+        }
+        accountId = account.id;
         const [pipelines, leadFields, contactFields] = [
           await amo.getPipelines(),
           await amo.getCustomFields('leads'),
@@ -145,8 +156,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         pollMs: tuning.pollMs,
         leaseMs: tuning.leaseMs ?? config.JOB_LEASE_SECONDS * 1000,
         backoff: tuning.backoff,
-        handlers: [orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 })],
+        handlers: [
+          orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
+          reconcileHandler({ db, amo, partner, mappings, logger }),
+          sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
+        ],
       });
+      // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
+      if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
       worker.start();
     }
     return mappings;

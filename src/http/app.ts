@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { problemErrorHandler, sendProblem } from './problem.js';
+import { amoWebhookRouter } from './routes/amocrm-webhook.js';
 import { partnerWebhookRouter } from './routes/partner-webhook.js';
 
 export interface AppDeps {
@@ -10,6 +11,9 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   partnerWebhookSecret: string;
+  amoWebhookSecret: string;
+  /** The configured amoCRM account; `id` once known. */
+  amoAccount(): { id?: number; subdomain: string };
   /** Readiness beyond the database: amoCRM token and mappings resolved. */
   readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
   onWorkEnqueued(): void;
@@ -49,6 +53,16 @@ export function createApp(deps: AppDeps): Express {
     partnerWebhookRouter({
       db: deps.db,
       secret: deps.partnerWebhookSecret,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      onAccepted: deps.onWorkEnqueued,
+    }),
+  );
+  app.use(
+    amoWebhookRouter({
+      db: deps.db,
+      secret: deps.amoWebhookSecret,
+      account: deps.amoAccount,
       logger: deps.logger,
       metrics: deps.metrics,
       onAccepted: deps.onWorkEnqueued,

@@ -8,6 +8,8 @@ export interface LeaseOptions {
   leaseMs: number;
   kinds?: string[];
   now?: number;
+  /** Take waiting jobs due up to this time (default now): lets a batch gather early. */
+  dueBy?: number;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function leaseJobs(db: Db, options: LeaseOptions): Promise<Job[]> {
       updated_at = ${now}
     where id in (
       select j.id from jobs j
-      where ((j.status = 'queued' and j.run_at <= ${now})
+      where ((j.status = 'queued' and j.run_at <= ${options.dueBy ?? now})
           or (j.status = 'running' and j.locked_until < ${now}))
         ${kindFilter}
         and not exists (

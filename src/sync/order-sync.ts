@@ -8,6 +8,7 @@ import type { JobHandler, JobResult } from '../queue/worker.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { intakeOrders, mapLimited } from './intake.js';
 import type { AmoPort, PartnerPort } from './ports.js';
+import { saveSnapshot } from './reconcile.js';
 
 export interface OrderSyncDeps {
   db: Db;
@@ -45,6 +46,7 @@ export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
         if (outcome.type !== 'ready') return void results.set(job.id, outcome);
         try {
           await pushAdditionalInfo(deps, row, outcome);
+          await recordPartnerClosure(deps, row, outcome.dealId);
           results.set(job.id, { type: 'done' });
         } catch (error) {
           results.set(job.id, { type: 'failed', error });
@@ -65,16 +67,23 @@ async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { con
   }
   const key = `additionalInfo:${row.order_id}:${info.contactId}:${info.externalId}:${info.closedByDetmir}`;
   const updated = await deps.partner.patchOrder(row.order_id, { additionalInfo: info }, key);
-  await deps.db.kysely
-    .updateTable('orders')
-    .set({
-      snapshot: JSON.stringify(updated),
-      partner_status: updated.status,
-      partner_updated_at: Date.parse(updated.updatedAt) || Date.now(),
-      info_pushed: 1,
-      updated_at: Date.now(),
-    })
-    .where('order_id', '=', row.order_id)
-    .execute();
+  await saveSnapshot(deps.db, updated);
+  await deps.db.kysely.updateTable('orders').set({ info_pushed: 1 }).where('order_id', '=', row.order_id).execute();
   deps.logger.info('order.additional_info.written', { ...fields, closedByDetmir: info.closedByDetmir });
+}
+
+/**
+ * Stage 1: Company 1 closes its orders itself after 4 hours (executed, closedByDetmir).
+ * The bridge records it once, notes it on the deal for the sales team, and from then on
+ * never pushes to that order again. (A crash between the note and the record can repeat
+ * the note: a harmless duplicate, unlike a duplicate contact or deal.)
+ */
+async function recordPartnerClosure(deps: OrderSyncDeps, row: OrderRow, dealId: number): Promise<void> {
+  const order = orderSchema.parse(JSON.parse(row.snapshot));
+  if (row.closed_by_partner || order.status !== 'executed' || order.additionalInfo?.closedByDetmir !== true) return;
+  await deps.amo.addLeadNotes([
+    { leadId: dealId, text: `Company 1 closed order ${order.id} itself (status executed, closedByDetmir).` },
+  ]);
+  await deps.db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
+  deps.logger.info('order.closed_by_partner', { orderId: row.order_id, dealId });
 }

@@ -56,6 +56,11 @@ export interface AmoPort {
   getLeadsByIds(ids: number[]): Promise<AmoLeadView[]>;
   createLeadsComplex(items: ComplexLeadInput[]): Promise<ComplexLeadResult[]>;
   addLeadNotes(notes: Array<{ leadId: number; text: string }>): Promise<void>;
+  listLeadsUpdatedSince(params: {
+    pipelineId: number;
+    fromUnix: number;
+    page: number;
+  }): Promise<{ leads: AmoLeadView[]; hasMore: boolean }>;
 }
 
 export interface PartnerPort {

@@ -1,0 +1,118 @@
+import type { Db } from '../db/connect.js';
+import { DEAL_RECONCILE, RECONCILE_GATHER_MS } from '../inbox/accept-amo-event.js';
+import type { Job, Order as OrderRow } from '../db/schema.js';
+import { HttpError, PermanentError } from '../lib/http-error.js';
+import type { Logger } from '../logger.js';
+import type { Mappings } from '../mappings/resolve.js';
+import { type Order, orderSchema } from '../partner/schema.js';
+import type { JobHandler, JobResult } from '../queue/worker.js';
+import { desiredAdditionalInfo } from './additional-info.js';
+import { mapLimited } from './intake.js';
+import { type DealState, planOrderUpdate } from './plan-order-update.js';
+import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
+
+export interface ReconcileDeps {
+  db: Db;
+  amo: AmoPort;
+  partner: PartnerPort;
+  mappings: Mappings;
+  logger: Logger;
+}
+
+/** Re-reading after a 409 is cheap; a loop that keeps conflicting is handed to the retry schedule. */
+const MAX_CONFLICT_ROUNDS = 3;
+
+/**
+ * Reconcile, don't replay: an amoCRM event only says "deal N changed". The batch re-reads
+ * all its deals in one GET /api/v4/leads?filter[id][]=…, then drives each order from
+ * its deal's *current* stage to the state the table asks for (planOrderUpdate).
+ */
+export function reconcileHandler(deps: ReconcileDeps): JobHandler {
+  return {
+    kind: DEAL_RECONCILE,
+    gatherMs: RECONCILE_GATHER_MS,
+    async run(jobs: Job[]) {
+      const results = new Map<number, JobResult>();
+      const dealOf = new Map(jobs.map((j) => [j.id, (JSON.parse(j.payload) as { dealId: number }).dealId]));
+      const leads = new Map((await deps.amo.getLeadsByIds([...new Set(dealOf.values())])).map((l) => [l.id, l]));
+
+      await mapLimited(jobs, 8, async (job) => {
+        const dealId = dealOf.get(job.id)!;
+        try {
+          await reconcileDeal(deps, dealId, leads.get(dealId));
+          results.set(job.id, { type: 'done' });
+        } catch (error) {
+          results.set(job.id, { type: 'failed', error });
+        }
+      });
+      return results;
+    },
+  };
+}
+
+async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadView | undefined): Promise<void> {
+  const { logger, mappings } = deps;
+  if (!lead) return void logger.info('deal.reconcile.ignored', { dealId, reason: 'deal not found (deleted?)' });
+  const row = await orderOfDeal(deps, lead);
+  if (!row) return void logger.info('deal.reconcile.ignored', { dealId, reason: 'no order known to the bridge' });
+  const fields = { dealId, orderId: row.order_id };
+  if (mappings.integrationStage === 1) return void logger.info('deal.reconcile.ignored', { ...fields, reason: 'integration stage 1' });
+  if (row.closed_by_partner) return void logger.info('deal.reconcile.ignored', { ...fields, reason: 'closed by Company 1' });
+
+  const deal: DealState = {
+    id: lead.id,
+    pipelineId: lead.pipeline_id,
+    statusId: lead.status_id,
+    price: lead.price ?? null,
+    subscriptionStatus: customFieldText(lead, mappings.fields.subscriptionStatus) ?? null,
+  };
+  let order: Order = orderSchema.parse(JSON.parse(row.snapshot));
+
+  for (let round = 1; round <= MAX_CONFLICT_ROUNDS; round++) {
+    const plan = planOrderUpdate(mappings, deal, order);
+    if (plan.type === 'ignore') return void logger.info('deal.reconcile.ignored', { ...fields, reason: plan.reason });
+    if (plan.type === 'nothing') return void logger.debug('deal.reconcile.in_step', fields);
+    if (plan.type === 'unreachable') throw new PermanentError(plan.reason);
+
+    const info = desiredAdditionalInfo(order, { contactId: row.contact_id ?? 0, dealId });
+    try {
+      for (const [i, step] of plan.steps.entries()) {
+        // Derived from (deal state, step): a replay of the same step is recognised by
+        // Company 1, a later, different change is not mistaken for it.
+        const key = `reconcile:${row.order_id}:${deal.id}:${lead.updated_at ?? 0}:${order.status}:${i}:${JSON.stringify(step)}`;
+        order = await deps.partner.patchOrder(row.order_id, { ...step, additionalInfo: info }, key);
+        await saveSnapshot(deps.db, order);
+        logger.info('order.updated', { ...fields, ...step, status: order.status });
+      }
+      return;
+    } catch (error) {
+      if (!(error instanceof HttpError && error.status === 409)) throw error;
+      // Someone else moved the order: read it again and recompute from what it is now.
+      order = await deps.partner.getOrder(row.order_id);
+      await saveSnapshot(deps.db, order);
+      logger.info('order.conflict_reread', { ...fields, status: order.status, round });
+    }
+  }
+  throw new Error(`order ${row.order_id} kept changing under reconcile (${MAX_CONFLICT_ROUNDS} conflicts)`);
+}
+
+/** The order behind a deal: by the recorded deal id, else by the deal's detmirOrderId. */
+async function orderOfDeal(deps: ReconcileDeps, lead: AmoLeadView): Promise<OrderRow | undefined> {
+  const byDeal = await deps.db.kysely.selectFrom('orders').selectAll().where('deal_id', '=', lead.id).executeTakeFirst();
+  if (byDeal) return byDeal;
+  const orderId = customFieldText(lead, deps.mappings.fields.detmirOrderId);
+  if (!orderId) return undefined;
+  const row = await deps.db.kysely.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();
+  // Only an order whose deal is this one, or not yet recorded, is driven by it.
+  return row && (row.deal_id === null || row.deal_id === lead.id) ? row : undefined;
+}
+
+export async function saveSnapshot(db: Db, order: Order): Promise<void> {
+  const at = Date.parse(order.updatedAt) || Date.now();
+  await db.kysely
+    .updateTable('orders')
+    .set({ snapshot: JSON.stringify(order), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })
+    .where('order_id', '=', order.id)
+    .where('partner_updated_at', '<=', at)
+    .execute();
+}

@@ -1,0 +1,153 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Order } from '../src/partner/schema.js';
+import { buildWebhookBody, webhookLeadOf } from '../src/sandbox/amo/index.js';
+import type { Stack } from '../src/sandbox/stack.js';
+import { DATABASES } from './support/databases.js';
+import { testStack, waitFor } from './support/stack.js';
+
+const SUBSCRIPTION_FIELD = 'Subscription status';
+
+async function linkedOrder(stack: Stack, userId: string): Promise<{ order: Order; dealId: number }> {
+  const created = await stack.partner.createOrderAsUser({
+    userId,
+    customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
+  });
+  const order = await waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
+  return { order, dealId: order.additionalInfo!.externalId };
+}
+
+/** Every job finished: the bridge has done all it will do for what it was told. */
+async function settled(stack: Stack) {
+  await stack.amo.webhooksIdle();
+  await waitFor('the queue to drain', async () => {
+    const open = await stack.bridge.db.kysely
+      .selectFrom('jobs')
+      .select('id')
+      .where('status', '<>', 'done')
+      .where('kind', '<>', 'deals.sweep')
+      .execute();
+    return open.length === 0;
+  });
+}
+
+const patches = (stack: Stack, orderId: string) =>
+  stack.partner.stats.requests.filter((r) => r.method === 'PATCH' && r.path === `/orders/${orderId}` && r.status === 200);
+
+describe.each(DATABASES)('stage sync on %s', (kind) => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  describe.each(['compact', 'full'] as const)('with %s webhook bodies', (shape) => {
+    it('drives the order through every row of the stage table', async () => {
+      stack = await testStack(kind, `stage-rows-${kind}-${shape}`, { amo: { webhookShape: shape } });
+      await stack.bridge.ready;
+      const subscriptionField = stack.amo.fieldIdByName('leads', SUBSCRIPTION_FIELD);
+      const { order, dealId } = await linkedOrder(stack, `rows-${shape}`);
+      const current = () => stack!.partner.orders.get(order.id)!;
+      const info = order.additionalInfo;
+
+      const steps: Array<[string, Partial<Order>, Parameters<Stack['amo']['moveLead']>[2]?]> = [
+        ['Recorded for trial', { status: 'approved' }],
+        ['Confirmed VU', { status: 'in_work' }],
+        ['Lesson Passed', {}],
+        ['Waiting for a solution', {}],
+        ['Waiting for payment', { cost: 12_500 }, { price: 12_500 }],
+        ['Payment received', { paid: true }],
+        ['Submit Subscription Status', { subscriptionStatus: 'active' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'active' }] }] }],
+        ['Another lesson has passed', { subscriptionStatus: 'renewed' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'renewed' }] }] }],
+        ['Closed - won', {}],
+      ];
+      for (const [stage, expected, opts] of steps) {
+        const before = { ...current() };
+        const calls = patches(stack, order.id).length;
+        await stack.amo.moveLead(dealId, { statusName: stage }, opts);
+        await settled(stack);
+        expect(current(), stage).toMatchObject({ ...before, ...expected, updatedAt: current().updatedAt });
+        // Rows with no action send nothing; rows with one send exactly one PATCH.
+        expect(patches(stack, order.id).length - calls, stage).toBe(Object.keys(expected).length > 0 ? 1 : 0);
+        expect(current().additionalInfo, stage).toEqual(info);
+      }
+
+      const refused = await linkedOrder(stack, `refusal-${shape}`);
+      await stack.amo.moveLead(refused.dealId, { statusName: 'Closed - lost' });
+      await settled(stack);
+      expect(stack.partner.orders.get(refused.order.id)!.status).toBe('rejected');
+    });
+  });
+
+  it('a deal jumping from New lead to Payment received is approved, then in_work, with cost and paid', async () => {
+    stack = await testStack(kind, `stage-jump-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'jumper');
+    await stack.amo.moveLead(dealId, { statusName: 'Payment received' }, { price: 9900 });
+    await settled(stack);
+    const sent = patches(stack, order.id).slice(-2).map((r) => r.body);
+    expect(sent).toEqual([
+      { status: 'approved', additionalInfo: order.additionalInfo },
+      { status: 'in_work', cost: 9900, paid: true, additionalInfo: order.additionalInfo },
+    ]);
+    expect(stack.partner.orders.get(order.id)).toMatchObject({ status: 'in_work', cost: 9900, paid: true });
+  });
+
+  it('the same webhook twice, and webhooks in reverse order, end in the same state with no extra calls', async () => {
+    stack = await testStack(kind, `stage-replay-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'replayer');
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' }, { fire: false });
+    const early = stack.amo.state.deliveries.length;
+    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' });
+    await settled(stack);
+    const afterFirst = patches(stack, order.id).length;
+    expect(stack.partner.orders.get(order.id)!.status).toBe('in_work');
+
+    // amoCRM retries a delivery, and the earlier move's webhook arrives late, after the
+    // later one: nothing changes and nothing more is sent.
+    const delivered = stack.amo.state.deliveries.slice(early);
+    expect(delivered.length).toBeGreaterThan(0);
+    const lead = stack.amo.state.leads.get(dealId)!;
+    const recorded = stack.amo.statusIdByName('Recorded for trial');
+    const stale = buildWebhookBody({
+      account: { id: 31234567, subdomain: 'company2' },
+      leads: { status: [webhookLeadOf({ ...lead, status_id: recorded }, { ...lead, status_id: stack.amo.statusIdByName('New lead') })] },
+    });
+    const destination = delivered[0]!.destination;
+    for (const body of [...delivered.map((d) => d.body), ...delivered.map((d) => d.body), stale]) {
+      const res = await fetch(destination, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      expect(res.status).toBe(200);
+    }
+    await settled(stack);
+    expect(patches(stack, order.id).length).toBe(afterFirst);
+    expect(stack.partner.orders.get(order.id)!.status).toBe('in_work');
+  });
+
+  it('a stage change whose webhook never came is healed by the sweep within one interval', async () => {
+    stack = await testStack(kind, `stage-sweep-${kind}`, { env: { SWEEP_INTERVAL: '1' } });
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'swept');
+    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' }, { fire: false });
+    const movedAt = Date.now();
+    await waitFor('the sweep to approve and start the order', () => stack!.partner.orders.get(order.id)!.status === 'in_work', 5_000);
+    expect(Date.now() - movedAt).toBeLessThan(2_500);
+  });
+
+  it('a burst of stage changes for 100 deals costs at most one amoCRM read per 50 deals', async () => {
+    stack = await testStack(kind, `stage-burst-${kind}`, { amo: { rateLimitRps: 50 }, rateLimitRps: 50 });
+    await stack.bridge.ready;
+    const orders: Order[] = [];
+    for (let i = 0; i < 100; i++) {
+      orders.push(await stack.partner.createOrderAsUser({ userId: `burst-${i}`, customer: { firstName: 'B', lastName: String(i), phone: '+79000000000' } }));
+    }
+    await waitFor('all linked', () => orders.every((o) => stack!.partner.orders.get(o.id)?.additionalInfo), 30_000);
+    await settled(stack);
+    stack.amo.stats.reset();
+    await Promise.all(
+      orders.map((o) => stack!.amo.moveLead(stack!.partner.orders.get(o.id)!.additionalInfo!.externalId, { statusName: 'Recorded for trial' })),
+    );
+    await waitFor('all approved', () => orders.every((o) => stack!.partner.orders.get(o.id)!.status === 'approved'), 30_000);
+    const reads = stack.amo.stats.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/api/v4/leads'));
+    expect(reads.length).toBeLessThanOrEqual(2);
+  });
+});
