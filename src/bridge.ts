@@ -1,12 +1,14 @@
 import type { Server } from 'node:http';
-import { AmoClient } from './amo/client.js';
-import { type Config, amoBaseUrl } from './config.js';
+import type { AmoClient } from './amo/client.js';
+import { amoClientFromConfig } from './amo/from-config.js';
+import type { Config } from './config.js';
 import { connect, type Db } from './db/connect.js';
 import { migrate } from './db/migrate.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadMappingsFile, MappingsError } from './mappings/load.js';
+import { fetchAccountCatalog } from './mappings/account-catalog.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
 import { PartnerClient } from './partner/client.js';
 import type { BackoffPolicy } from './queue/backoff.js';
@@ -63,24 +65,11 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     if (freed > 0) logger.info('queue.leases_reclaimed', { jobs: freed });
   }
 
-  const amo = AmoClient.create({
-    baseUrl: amoBaseUrl(config),
-    subdomain: config.AMO_SUBDOMAIN,
-    auth: config.AMO_LONG_LIVED_TOKEN
-      ? { kind: 'long-lived', token: config.AMO_LONG_LIVED_TOKEN }
-      : {
-          kind: 'oauth',
-          clientId: config.AMO_CLIENT_ID!,
-          clientSecret: config.AMO_CLIENT_SECRET!,
-          redirectUri: config.AMO_REDIRECT_URI!,
-        },
-    db,
-    rateLimitRps: config.AMO_RATE_LIMIT_RPS,
-    timeoutMs: tuning.amoTimeoutMs,
-    minRetryDelayMs: tuning.amoMinRetryDelayMs,
-    logger,
-    metrics,
-  });
+  const amo = amoClientFromConfig(
+    config,
+    { db, logger, metrics },
+    { timeoutMs: tuning.amoTimeoutMs, minRetryDelayMs: tuning.amoMinRetryDelayMs },
+  );
   const partner = new PartnerClient({
     baseUrl: config.PARTNER_API_URL,
     token: config.PARTNER_API_TOKEN,
@@ -122,20 +111,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
           logger.warn('amocrm.account_subdomain_differs', { configured: config.AMO_SUBDOMAIN, actual: account.subdomain });
         }
         accountId = account.id;
-        const [pipelines, leadFields, contactFields] = [
-          await amo.getPipelines(),
-          await amo.getCustomFields('leads'),
-          await amo.getCustomFields('contacts'),
-        ];
-        mappings = resolveMappings(file, {
-          pipelines: pipelines.map((p) => ({
-            id: p.id,
-            name: p.name,
-            statuses: (p._embedded?.statuses ?? []).map((s) => ({ id: s.id, name: s.name, sort: s.sort })),
-          })),
-          leadFields,
-          contactFields,
-        });
+        mappings = resolveMappings(file, await fetchAccountCatalog(amo));
         break;
       } catch (error) {
         if (error instanceof MappingsError || stopping) throw error;

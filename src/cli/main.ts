@@ -1,24 +1,28 @@
 import { parseArgs } from 'node:util';
-import { AmoClient } from '../amo/client.js';
-import { amoBaseUrl, ConfigError, loadConfig } from '../config.js';
+import { amoClientFromConfig } from '../amo/from-config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { connect } from '../db/connect.js';
 import { migrate } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
+import { fetchAccountCatalog } from '../mappings/account-catalog.js';
+import { describeMappings } from '../mappings/describe.js';
+import { loadMappingsFile, MappingsError } from '../mappings/load.js';
+import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
 import { listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
 
-/**
- * `amobridge <command>`: operator tasks against the configured account and database.
- *   oauth <code>             exchange an authorization code; the tokens are stored
- *   dead list                jobs in the dead letter, with their last error
- *   dead replay <job id>     send a dead job back to the queue
- */
+/** `amobridge <command>`: operator tasks against the configured account and database. */
 
 const USAGE = `usage: amobridge <command>
+  mappings check          resolve MAPPINGS_PATH against the account and print the table
+  webhooks register <url> subscribe <url>/webhooks/amocrm/<secret> to deal changes
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
   dead replay <job-id>    send a dead job back to the queue
 `;
+
+/** Both are needed: status webhooks are known to go missing while update ones arrive. */
+const WEBHOOK_EVENTS = ['status_lead', 'update_lead'];
 
 async function main(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false });
@@ -37,18 +41,22 @@ async function main(argv: string[]): Promise<number> {
   const db = connect(config.DATABASE_URL);
   try {
     await migrate(db);
+    const amo = amoClientFromConfig(config, { db, logger, metrics: createMetrics() });
+    if (command === 'mappings' && sub === 'check') {
+      const mappings = resolveMappings(loadMappingsFile(config.MAPPINGS_PATH), await fetchAccountCatalog(amo));
+      process.stdout.write(`${config.MAPPINGS_PATH} resolves against ${config.AMO_SUBDOMAIN}:\n\n${describeMappings(mappings)}`);
+      return 0;
+    }
+    if (command === 'webhooks' && sub === 'register') {
+      if (!arg || !/^https?:\/\//.test(arg)) throw new UsageError('webhooks register needs the bridge\'s public base URL');
+      const destination = `${arg.replace(/\/$/, '')}/webhooks/amocrm/${config.AMO_WEBHOOK_SECRET}`;
+      await amo.registerWebhook(destination, WEBHOOK_EVENTS);
+      process.stdout.write(`subscribed ${arg.replace(/\/$/, '')}/webhooks/amocrm/… to ${WEBHOOK_EVENTS.join(', ')}\n`);
+      return 0;
+    }
     if (command === 'oauth') {
       if (!sub) throw new UsageError('oauth needs the authorization code');
       if (config.AMO_LONG_LIVED_TOKEN) throw new UsageError('AMO_LONG_LIVED_TOKEN is set; OAuth is not used');
-      const amo = AmoClient.create({
-        baseUrl: amoBaseUrl(config),
-        subdomain: config.AMO_SUBDOMAIN,
-        auth: { kind: 'oauth', clientId: config.AMO_CLIENT_ID!, clientSecret: config.AMO_CLIENT_SECRET!, redirectUri: config.AMO_REDIRECT_URI! },
-        db,
-        rateLimitRps: config.AMO_RATE_LIMIT_RPS,
-        logger,
-        metrics: createMetrics(),
-      });
       await amo.exchangeAuthorizationCode(sub);
       const account = await amo.getAccount();
       process.stdout.write(`tokens stored; connected to account ${account.id} (${account.subdomain})\n`);
@@ -81,7 +89,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError) process.stderr.write(`amobridge: ${error.message}\n${USAGE}`);
-    else if (error instanceof ConfigError) process.stderr.write(`amobridge: ${error.message}\n`);
+    else if (error instanceof ConfigError || error instanceof MappingsError) process.stderr.write(`amobridge: ${error.message}\n`);
     else process.stderr.write(`amobridge: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
   },

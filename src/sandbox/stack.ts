@@ -1,6 +1,7 @@
 import { createBridge, type Bridge, type BridgeTuning } from '../bridge.js';
 import { configSchema } from '../config.js';
 import type { Logger } from '../logger.js';
+import { loadMappingsFile } from '../mappings/load.js';
 import { type AmoSimulator, type AmoSimulatorOptions, createAmoSimulator } from './amo/index.js';
 import {
   createPartnerSimulator,
@@ -40,7 +41,9 @@ export const SANDBOX_AMO_WEBHOOK_SECRET = 'sandbox-amo-webhook-secret';
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, ...options.amo });
-  const partner = createPartnerSimulator(options.partner);
+  // Company 1 closes its orders itself only in stage 1 (DESIGN.md); later stages switch it off.
+  const stage = loadMappingsFile(options.mappingsPath ?? 'mappings/default.yaml').integrationStage;
+  const partner = createPartnerSimulator({ autoClose: stage === 1, ...options.partner });
   const amoUrl = await amo.listen();
   const partnerUrl = await partner.listen();
   const config = configSchema.parse({

@@ -1,0 +1,27 @@
+import type { Mappings } from './resolve.js';
+
+/** The resolved table as an operator reads it (`amobridge mappings check`). */
+export function describeMappings(m: Mappings): string {
+  const lines = [
+    `integration stage ${m.integrationStage}`,
+    `pipeline "${m.pipeline.name}" (${m.pipeline.id}); new deals in "${m.initialStatus.name}" (${m.initialStatus.id})`,
+    `tag "${m.tag.name}"${m.tag.id !== undefined ? ` (${m.tag.id})` : ''}`,
+    `fields: detmirUserId ${m.fields.detmirUserId}, detmirOrderId ${m.fields.detmirOrderId}, subscription status ${m.fields.subscriptionStatus}`,
+    '',
+    'stage                              status id  order',
+  ];
+  const ordered = [...m.statuses.entries()].sort((a, b) => a[1].rank - b[1].rank);
+  for (const [id, status] of ordered) {
+    const stage = m.stages.get(id);
+    const effects = stage
+      ? Object.entries(stage.effects)
+          .map(([k, v]) => `${k} = ${v}`)
+          .join(', ') || '(no change)'
+      : id === m.initialStatus.id
+        ? '(new deals start here)'
+        : '(not in the table: ignored)';
+    const name = stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
+    lines.push(`${name.padEnd(35)}${String(id).padStart(9)}  ${effects}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
