@@ -89,10 +89,13 @@ export class AmoClient {
   static create(options: AmoClientOptions): AmoClient {
     const { auth, db, logger, metrics } = options;
     const retry: RetryPolicy = { retries: options.retries ?? 6, minDelayMs: options.minRetryDelayMs ?? 500 };
-    const limiter = options.rateLimiter ?? createRateLimiter(db, { rps: options.rateLimitRps });
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    // A slot never handed back (a crash mid-request) frees itself after the longest a
+    // request can run.
+    const limiter = options.rateLimiter ?? createRateLimiter(db, { rps: options.rateLimitRps, holdMs: timeoutMs + 5_000 });
     const transport = new AmoTransport({
       baseUrl: options.baseUrl,
-      timeoutMs: options.timeoutMs ?? 15_000,
+      timeoutMs,
       limiter,
       metrics,
       logger,

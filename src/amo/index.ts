@@ -7,6 +7,7 @@ export {
   createRateLimiter,
   type RateLimiter,
   type RateLimiterOptions,
+  type RateSlotRelease,
 } from './rate-limiter.js';
 export { MissingTokenError, TokenStore, tokenStoreFor, type AmoTokenSet } from './token-store.js';
 export {

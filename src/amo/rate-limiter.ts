@@ -3,43 +3,74 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connect.js';
 
 /**
- * The amoCRM request budget (DESIGN.md, "Stay under amoCRM's limit"): never more than
- * `rps` requests may *start* in any one-second window. Every HTTP exchange with amoCRM,
- * token requests and retries included, calls `acquire()` immediately before it starts.
+ * The amoCRM request budget (DESIGN.md, "Stay under amoCRM's limit"): amoCRM must never
+ * *see* more than `rps` requests in any one-second window. Every HTTP exchange with
+ * amoCRM, token requests and retries included, takes a slot right before it starts and
+ * hands it back (`release`) when it has ended — answered, failed or timed out.
  *
- * Both implementations keep a sliding log of start times rather than counting per
- * calendar second (a fixed window lets 2N through across a boundary), and stretch the
- * window by a safety margin: requests leave here a little unevenly (event loop, DB
- * round trip) and reach amoCRM after varying network delays, so two starts exactly one
- * second apart here may arrive closer together there.
+ * Why the end matters: amoCRM counts a request when it arrives, which is somewhere
+ * between the moment we sent it and the moment its answer came back. Spacing *starts* one
+ * second apart is not enough — a request delayed on the way (network, a busy gateway)
+ * lands closer to the next one than it left, and a fixed safety margin only covers delays
+ * shorter than itself. So a finished request keeps its slot for one window after its
+ * answer arrived, and an unfinished one keeps it for as long as it runs. Then, for any
+ * window amoCRM looks at, every request it counts there had either not finished or had
+ * finished less than a window before the latest of them started; the limiter let at most
+ * `rps` of those start. The guarantee holds whatever the latencies; the price is that a
+ * slot is busy for (1 s + the request's latency).
+ *
+ * Both implementations add a small margin to the window (timer granularity, clock rate).
  */
 export interface RateLimiter {
-  acquire(): Promise<void>;
+  /** Waits for a slot; call the returned function once the request has ended. */
+  acquire(): Promise<RateSlotRelease>;
 }
 
+export type RateSlotRelease = () => void;
+
 export interface RateLimiterOptions {
-  /** Requests per second (AMO_RATE_LIMIT_RPS). Fractions below 1 mean one per 1/rps s. */
+  /** Requests per second (AMO_RATE_LIMIT_RPS). Below 1: one request per 1/rps seconds. */
   rps: number;
-  /** Added to the window to absorb jitter; default 100 ms (memory) / 150 ms (PostgreSQL). */
+  /** Added to the window; default 50 ms. */
   marginMs?: number;
+  /**
+   * Longest a request can run (the transport's timeout plus slack); a slot that was never
+   * released (a crashed process) counts as finished this long after it was taken.
+   * Default 60 s.
+   */
+  holdMs?: number;
 }
 
 interface Budget {
-  /** Starts allowed per window. */
+  /** Slots per window. */
   limit: number;
-  /** Window plus margin, in ms: the N+1-th start waits this long after the first. */
+  /** Window plus margin, in ms. */
   spanMs: number;
+  holdMs: number;
 }
 
-function budgetOf(options: RateLimiterOptions, defaultMarginMs: number): Budget {
+function budgetOf(options: RateLimiterOptions): Budget {
   const { rps } = options;
   if (!Number.isFinite(rps) || rps <= 0) throw new RangeError(`rate limit must be positive, got ${rps}`);
-  const marginMs = options.marginMs ?? defaultMarginMs;
+  const marginMs = options.marginMs ?? 50;
   if (!(marginMs >= 0)) throw new RangeError(`rate limit margin must be >= 0, got ${marginMs}`);
+  const holdMs = options.holdMs ?? 60_000;
+  if (!(holdMs > 0)) throw new RangeError(`rate limit hold must be > 0, got ${holdMs}`);
   // 7.5 rps is treated as 7 per second (never above the configured rate); 0.5 as 1 per 2 s.
   const limit = rps >= 1 ? Math.floor(rps) : 1;
   const windowMs = rps >= 1 ? 1000 : 1000 / rps;
-  return { limit, spanMs: windowMs + marginMs };
+  return { limit, spanMs: windowMs + marginMs, holdMs };
+}
+
+/**
+ * How long until a slot may be free, given the busy slots' end times (`Infinity` for one
+ * still running). A running request cannot free its slot sooner than a full window from
+ * now, so nothing is polled: the wait is exact for finished slots, one window otherwise.
+ */
+function waitFor(ends: number[], now: number, spanMs: number): number {
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const end of ends) earliest = Math.min(earliest, Math.min(end, now) + spanMs);
+  return Math.max(1, Math.ceil(earliest - now));
 }
 
 /** Runs async sections one after another (a promise-chain mutex). */
@@ -52,35 +83,45 @@ class Serial {
   }
 }
 
+interface MemorySlot {
+  /** When the request ended (performance.now()), or undefined while it runs. */
+  end?: number;
+  /** When an unreleased slot counts as ended anyway. */
+  deadline: number;
+}
+
 /**
  * One process's budget, in memory (the embedded SQLite deployment runs one instance).
  * Monotonic clock, so wall-clock jumps cannot open the gate.
  */
 export class MemoryRateLimiter implements RateLimiter {
   private readonly budget: Budget;
-  /** Start times (performance.now()) of the last `limit` requests, oldest first. */
-  private readonly starts: number[] = [];
+  private slots: MemorySlot[] = [];
   private readonly serial = new Serial();
 
   constructor(options: RateLimiterOptions) {
-    this.budget = budgetOf(options, 100);
+    this.budget = budgetOf(options);
   }
 
-  acquire(): Promise<void> {
+  acquire(): Promise<RateSlotRelease> {
     return this.serial.run(() => this.take());
   }
 
-  private async take(): Promise<void> {
-    const { limit, spanMs } = this.budget;
+  private async take(): Promise<RateSlotRelease> {
+    const { limit, spanMs, holdMs } = this.budget;
     for (;;) {
       const now = performance.now();
-      while (this.starts.length > 0 && this.starts[0] <= now - spanMs) this.starts.shift();
-      if (this.starts.length < limit) {
-        this.starts.push(now);
-        return;
+      const endOf = (s: MemorySlot) => s.end ?? (now >= s.deadline ? s.deadline : Number.POSITIVE_INFINITY);
+      this.slots = this.slots.filter((s) => endOf(s) > now - spanMs);
+      if (this.slots.length < limit) {
+        const slot: MemorySlot = { deadline: now + holdMs };
+        this.slots.push(slot);
+        return () => {
+          slot.end ??= performance.now();
+        };
       }
       // Timers may fire a hair early: the loop checks again rather than trusting them.
-      await sleep(Math.max(1, Math.ceil(this.starts[0] + spanMs - now)));
+      await sleep(waitFor(this.slots.map(endOf), now, spanMs));
     }
   }
 }
@@ -88,17 +129,21 @@ export class MemoryRateLimiter implements RateLimiter {
 /** First key of the two-int advisory lock that guards a bucket of rate_slots. */
 const RATE_LOCK_NAMESPACE = 0x616d6f31; // 'amo1'
 
+/** The database clock in epoch milliseconds. */
+const dbNow = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
 /**
- * A budget shared by every instance that uses the same PostgreSQL database (and schema):
- * start times live in `rate_slots`, stamped with the database clock (instances' clocks
- * may disagree; the database's is the one they share), and a transaction-scoped advisory
- * lock makes "count the recent starts, then take a slot" atomic across instances. The lock
- * is held for three short statements, never while waiting or while a request runs.
+ * A budget shared by every instance that uses the same PostgreSQL database (and schema).
+ * Each slot is a row of `rate_slots` whose `at` is, in the database's clock (the one
+ * clock the instances share), the slot's deadline while its request runs and the
+ * request's end once released. A transaction-scoped advisory lock makes "count the busy
+ * slots, then take one" atomic across instances; it is held for a few short statements,
+ * never while waiting or while a request runs.
  */
 export class PostgresRateLimiter implements RateLimiter {
   private readonly budget: Budget;
-  private readonly serial = new Serial();
   private readonly bucket: string;
+  private readonly serial = new Serial();
   private takes = 0;
 
   constructor(
@@ -106,26 +151,39 @@ export class PostgresRateLimiter implements RateLimiter {
     options: RateLimiterOptions & { bucket?: string },
   ) {
     if (db.dialect !== 'postgres') throw new Error('PostgresRateLimiter needs a PostgreSQL database');
-    this.budget = budgetOf(options, 150);
+    this.budget = budgetOf(options);
     this.bucket = options.bucket ?? 'amocrm';
   }
 
-  /** Local callers queue here first, so one process polls the table with one query at a time. */
-  acquire(): Promise<void> {
+  /** Local callers queue here first, so one process asks the table one question at a time. */
+  acquire(): Promise<RateSlotRelease> {
     return this.serial.run(() => this.take());
   }
 
-  private async take(): Promise<void> {
+  private async take(): Promise<RateSlotRelease> {
     for (;;) {
-      const waitMs = await this.tryTake();
-      if (waitMs <= 0) return;
-      await sleep(Math.max(1, Math.ceil(waitMs)));
+      const result = await this.tryTake();
+      if (typeof result === 'number') {
+        await sleep(result);
+        continue;
+      }
+      const id = result.id;
+      return () => {
+        // The end, stamped by the database clock after the answer arrived. If this write
+        // fails the slot stays busy until its deadline: later, never sooner.
+        this.db.kysely
+          .updateTable('rate_slots')
+          .set({ at: dbNow })
+          .where('id', '=', id)
+          .execute()
+          .catch(() => undefined);
+      };
     }
   }
 
-  /** Takes a slot and answers 0, or answers how long to wait before asking again. */
-  private tryTake(): Promise<number> {
-    const { limit, spanMs } = this.budget;
+  /** Takes a slot (its row id), or answers how many ms to wait before asking again. */
+  private tryTake(): Promise<{ id: number } | number> {
+    const { limit, spanMs, holdMs } = this.budget;
     const bucket = this.bucket;
     const prune = this.takes++ % 50 === 0;
     return this.db.kysely.transaction().execute(async (trx) => {
@@ -134,25 +192,35 @@ export class PostgresRateLimiter implements RateLimiter {
       await sql`select pg_advisory_xact_lock(${RATE_LOCK_NAMESPACE}, hashtext(current_schema() || ':' || ${bucket}))`.execute(trx);
       // clock_timestamp(), not now(): now() is frozen at the start of the transaction,
       // which may be long before the lock was granted.
-      const clock = await sql<{ now: number }>`select (extract(epoch from clock_timestamp()) * 1000)::bigint as now`.execute(trx);
+      const clock = await sql<{ now: number }>`select ${dbNow} as now`.execute(trx);
       const now = Number(clock.rows[0].now);
-      const recent = await trx
+      const busy = await trx
         .selectFrom('rate_slots')
         .select('at')
         .where('bucket', '=', bucket)
         .where('at', '>', now - spanMs)
-        .orderBy('at', 'desc')
-        .limit(limit)
         .execute();
-      if (recent.length < limit) {
-        await trx.insertInto('rate_slots').values({ bucket, at: now }).execute();
+      if (busy.length < limit) {
+        const row = await trx
+          .insertInto('rate_slots')
+          .values({ bucket, at: now + holdMs })
+          .returning('id')
+          .executeTakeFirstOrThrow();
         if (prune) {
-          await trx.deleteFrom('rate_slots').where('bucket', '=', bucket).where('at', '<', now - 60_000).execute();
+          await trx
+            .deleteFrom('rate_slots')
+            .where('bucket', '=', bucket)
+            .where('at', '<', now - spanMs - 60_000)
+            .execute();
         }
-        return 0;
+        return { id: Number(row.id) };
       }
-      const oldest = Number(recent[recent.length - 1].at);
-      return oldest + spanMs - now;
+      // A row whose `at` lies ahead is a request still running (at = its deadline).
+      return waitFor(
+        busy.map((r) => (Number(r.at) > now ? Number.POSITIVE_INFINITY : Number(r.at))),
+        now,
+        spanMs,
+      );
     });
   }
 }
@@ -161,11 +229,11 @@ const shared = new WeakMap<Db, Map<string, RateLimiter>>();
 
 /**
  * The limiter for a database: in memory on SQLite (one process), in the database on
- * PostgreSQL (every instance). One per database and rate within a process, so every
+ * PostgreSQL (every instance). One per database and settings within a process, so every
  * AmoClient of the process draws on the same budget.
  */
 export function createRateLimiter(db: Db, options: RateLimiterOptions): RateLimiter {
-  const key = `${options.rps}:${options.marginMs ?? ''}`;
+  const key = `${options.rps}:${options.marginMs ?? ''}:${options.holdMs ?? ''}`;
   let byKey = shared.get(db);
   if (!byKey) {
     byKey = new Map();

@@ -141,7 +141,7 @@ export class AmoTransport {
     const pathForErrors = url.pathname;
 
     const waitStarted = performance.now();
-    await this.options.limiter.acquire();
+    const release = await this.options.limiter.acquire();
     metrics.amoRateLimitWaitSeconds.observe((performance.now() - waitStarted) / 1000);
 
     const stopTimer = metrics.amoRequestSeconds.startTimer({ endpoint });
@@ -149,12 +149,16 @@ export class AmoTransport {
     try {
       response = await this.exchange(url, request);
     } catch (error) {
+      release();
       stopTimer();
       const failure = this.classify(error, request.method, pathForErrors);
       metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(failure.kind) });
       this.options.logger.debug('amo.request.no_answer', { method: request.method, endpoint, reason: failure.reason });
       throw failure;
     }
+    // The slot is handed back only now that the answer is in: amoCRM counted the
+    // request at some moment before this one (see rate-limiter.ts).
+    release();
     stopTimer();
     metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(response.status) });
     this.options.logger.debug('amo.request', { method: request.method, endpoint, status: response.status });

@@ -85,7 +85,10 @@ export interface ContactsTable {
 export interface AmoCreatesTable {
   /** 'contact:<userId>' or 'deal:<orderId>' */
   natural_key: string;
+  /** When the create was claimed, or when its last attempt ended without an answer. */
   started_at: number;
+  /** The job making the create: while it holds its lease, the create may be in flight. */
+  job_id: number | null;
   entity_id: number | null;
 }
 

@@ -12,14 +12,33 @@ import type { Database } from '../db/schema.js';
 export type ClaimState =
   | { state: 'free' }
   | { state: 'created'; entityId: number }
-  /** A create may be in flight or lost; `settled` tells whether the index had its time. */
+  /**
+   * A create may be in flight or lost. `settled`: its job no longer holds a lease (so no
+   * request of it can still be waiting in the rate limiter or on the wire) and the search
+   * index has had its time since the last attempt ended.
+   */
   | { state: 'pending'; startedAt: number; settled: boolean };
 
-export async function readClaim(db: Kysely<Database>, key: string, settleMs: number, now = Date.now()): Promise<ClaimState> {
-  const row = await db.selectFrom('amo_creates').selectAll().where('natural_key', '=', key).executeTakeFirst();
+export async function readClaim(
+  db: Kysely<Database>,
+  key: string,
+  settleMs: number,
+  /** The reader's own job: its earlier attempt is over, whatever its lease says. */
+  selfJobId: number,
+  now = Date.now(),
+): Promise<ClaimState> {
+  const row = await db
+    .selectFrom('amo_creates')
+    .leftJoin('jobs', (join) =>
+      join.onRef('jobs.id', '=', 'amo_creates.job_id').on('jobs.status', '=', 'running').on('jobs.locked_until', '>', now),
+    )
+    .select(['amo_creates.started_at', 'amo_creates.entity_id', 'jobs.id as holder'])
+    .where('amo_creates.natural_key', '=', key)
+    .executeTakeFirst();
   if (!row) return { state: 'free' };
   if (row.entity_id !== null) return { state: 'created', entityId: row.entity_id };
-  return { state: 'pending', startedAt: row.started_at, settled: now - row.started_at >= settleMs };
+  const held = row.holder !== null && row.holder !== selfJobId;
+  return { state: 'pending', startedAt: row.started_at, settled: !held && now - row.started_at >= settleMs };
 }
 
 /**
@@ -31,20 +50,21 @@ export async function takeClaim(
   db: Kysely<Database>,
   key: string,
   seen: ClaimState,
+  jobId: number,
   now = Date.now(),
 ): Promise<boolean> {
   if (seen.state === 'created') return false;
   if (seen.state === 'free') {
     const inserted = await db
       .insertInto('amo_creates')
-      .values({ natural_key: key, started_at: now, entity_id: null })
+      .values({ natural_key: key, started_at: now, job_id: jobId, entity_id: null })
       .onConflict((oc) => oc.column('natural_key').doNothing())
       .executeTakeFirst();
     return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
   }
   const updated = await db
     .updateTable('amo_creates')
-    .set({ started_at: now })
+    .set({ started_at: now, job_id: jobId })
     .where('natural_key', '=', key)
     .where('started_at', '=', seen.startedAt)
     .where('entity_id', 'is', null)
@@ -52,10 +72,16 @@ export async function takeClaim(
   return Number(updated.numUpdatedRows) > 0;
 }
 
+/** The create's answer was lost: the search index's time counts from now. */
+export async function markClaimsUnknown(db: Kysely<Database>, keys: string[], now = Date.now()): Promise<void> {
+  if (keys.length === 0) return;
+  await db.updateTable('amo_creates').set({ started_at: now }).where('natural_key', 'in', keys).where('entity_id', 'is', null).execute();
+}
+
 export async function settleClaim(db: Kysely<Database>, key: string, entityId: number, now = Date.now()): Promise<void> {
   await db
     .insertInto('amo_creates')
-    .values({ natural_key: key, started_at: now, entity_id: entityId })
+    .values({ natural_key: key, started_at: now, job_id: null, entity_id: entityId })
     .onConflict((oc) => oc.column('natural_key').doUpdateSet({ entity_id: entityId }))
     .execute();
 }

@@ -9,6 +9,7 @@ import {
   contactClaimKey,
   dealClaimKey,
   dropClaim,
+  markClaimsUnknown,
   readClaim,
   settleClaim,
   takeClaim,
@@ -47,10 +48,18 @@ type Lookup =
 const COMPLEX_LIMIT = 50;
 const SAME_USER_RETRY_MS = 500;
 
-export async function intakeOrders(deps: IntakeDeps, rows: OrderRow[]): Promise<Map<string, IntakeOutcome>> {
+/**
+ * `jobOf` names the job working on each order: a claim remembers it, so nobody takes
+ * over a create while that job still holds its lease.
+ */
+export async function intakeOrders(
+  deps: IntakeDeps,
+  rows: OrderRow[],
+  jobOf: Map<string, number>,
+): Promise<Map<string, IntakeOutcome>> {
   const outcomes = new Map<string, IntakeOutcome>();
   const lookups = await mapLimited(rows, deps.lookupConcurrency ?? 8, (row) =>
-    lookUp(deps, row).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+    lookUp(deps, row, jobOf.get(row.order_id) ?? 0).catch((error: unknown): Lookup => ({ type: 'failed', error })),
   );
 
   const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
@@ -71,20 +80,20 @@ export async function intakeOrders(deps: IntakeDeps, rows: OrderRow[]): Promise<
   });
 
   for (let i = 0; i < creates.length; i += COMPLEX_LIMIT) {
-    const chunk = await claimAll(deps, creates.slice(i, i + COMPLEX_LIMIT), outcomes);
+    const chunk = await claimAll(deps, creates.slice(i, i + COMPLEX_LIMIT), outcomes, jobOf);
     if (chunk.length > 0) await createChunk(deps, chunk, outcomes);
   }
   return outcomes;
 }
 
-async function lookUp(deps: IntakeDeps, row: OrderRow): Promise<Lookup> {
+async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<Lookup> {
   const order = orderSchema.parse(JSON.parse(row.snapshot));
   const { db, mappings } = deps;
 
   let contactId = row.contact_id ?? (await knownContact(db, row.user_id));
   let contactClaim: ClaimState = { state: 'free' };
   if (contactId === undefined) {
-    const found = await findContact(deps, row.user_id);
+    const found = await findContact(deps, row.user_id, jobId);
     if (found.type === 'postpone') return found;
     if (found.type === 'found') contactId = found.contactId;
     else contactClaim = found.claim;
@@ -92,7 +101,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow): Promise<Lookup> {
 
   if (row.deal_id !== null && contactId !== undefined) return { type: 'ready', contactId, dealId: row.deal_id };
 
-  const dealClaim = await readClaim(db.kysely, dealClaimKey(row.order_id), deps.settleMs);
+  const dealClaim = await readClaim(db.kysely, dealClaimKey(row.order_id), deps.settleMs, jobId);
   if (dealClaim.state === 'created' && contactId !== undefined) {
     await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
     return { type: 'ready', contactId, dealId: dealClaim.entityId };
@@ -129,9 +138,9 @@ type ContactSearch =
   | { type: 'postpone'; delayMs: number; reason: string };
 
 /** The contact whose detmirUserId is exactly this user id, including ones staff made. */
-async function findContact(deps: IntakeDeps, userId: string): Promise<ContactSearch> {
+async function findContact(deps: IntakeDeps, userId: string, jobId: number): Promise<ContactSearch> {
   const key = contactClaimKey(userId);
-  const claim = await readClaim(deps.db.kysely, key, deps.settleMs);
+  const claim = await readClaim(deps.db.kysely, key, deps.settleMs, jobId);
   if (claim.state === 'created') {
     await recordContact(deps, userId, claim.entityId);
     return { type: 'found', contactId: claim.entityId };
@@ -165,12 +174,14 @@ async function claimAll(
   deps: IntakeDeps,
   creates: Array<Extract<Lookup, { type: 'create' }>>,
   outcomes: Map<string, IntakeOutcome>,
+  jobOf: Map<string, number>,
 ) {
   const claimed: typeof creates = [];
   for (const c of creates) {
-    const dealOk = await takeClaim(deps.db.kysely, dealClaimKey(c.order.id), c.dealClaim);
+    const jobId = jobOf.get(c.order.id) ?? 0;
+    const dealOk = await takeClaim(deps.db.kysely, dealClaimKey(c.order.id), c.dealClaim, jobId);
     const contactOk =
-      !('newFor' in c.contact) || (await takeClaim(deps.db.kysely, contactClaimKey(c.contact.newFor), c.contact.claim));
+      !('newFor' in c.contact) || (await takeClaim(deps.db.kysely, contactClaimKey(c.contact.newFor), c.contact.claim, jobId));
     if (dealOk && contactOk) claimed.push(c);
     else {
       if (dealOk) await dropClaim(deps.db.kysely, dealClaimKey(c.order.id));
@@ -209,13 +220,11 @@ async function createChunk(
   try {
     results = await deps.amo.createLeadsComplex(items);
   } catch (error) {
-    // A refusal (4xx) created nothing, so the claims can go; anything else is in doubt.
-    if (!isRetryable(error)) {
-      for (const c of chunk) {
-        await dropClaim(deps.db.kysely, dealClaimKey(c.order.id));
-        if ('newFor' in c.contact) await dropClaim(deps.db.kysely, contactClaimKey(c.contact.newFor));
-      }
-    }
+    // A refusal (4xx) created nothing, so the claims can go; anything else is in doubt
+    // from this moment, which is when the search index's grace starts.
+    const keys = chunk.flatMap((c) => [dealClaimKey(c.order.id), ...('newFor' in c.contact ? [contactClaimKey(c.contact.newFor)] : [])]);
+    if (isRetryable(error)) await markClaimsUnknown(deps.db.kysely, keys);
+    else for (const key of keys) await dropClaim(deps.db.kysely, key);
     for (const c of chunk) outcomes.set(c.order.id, { type: 'failed', error });
     return;
   }

@@ -37,7 +37,8 @@ export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
         .execute();
       const rowOf = new Map(rows.map((r) => [r.order_id, r]));
 
-      const intake = await intakeOrders(deps, rows);
+      const jobOf = new Map([...orderIdOf].map(([jobId, orderId]) => [orderId, jobId]));
+      const intake = await intakeOrders(deps, rows, jobOf);
       await mapLimited(jobs, 8, async (job) => {
         const orderId = orderIdOf.get(job.id)!;
         const row = rowOf.get(orderId);

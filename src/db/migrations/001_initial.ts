@@ -71,6 +71,7 @@ export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<voi
     .createTable('amo_creates')
     .addColumn('natural_key', 'text', (c) => c.primaryKey())
     .addColumn('started_at', bigint, (c) => c.notNull())
+    .addColumn('job_id', bigint)
     .addColumn('entity_id', bigint)
     .execute();
 
