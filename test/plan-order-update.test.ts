@@ -116,6 +116,11 @@ describe('reconciling from the current stage', () => {
     expect(planOrderUpdate(mappings, deal(stage('Recorded for trial')), order('in_work'))).toEqual({ type: 'nothing' });
   });
 
+  it('a closed order the table did not close is a divergence, not "ahead"', () => {
+    const plan = planOrderUpdate(mappings, deal(stage('Recorded for trial')), order('cancelled'));
+    expect(plan.type).toBe('unreachable');
+  });
+
   it('a state the transitions cannot reach is explained, for the dead letter', () => {
     const plan = planOrderUpdate(mappings, deal(stage('Confirmed VU')), order('cancelled'));
     expect(plan.type).toBe('unreachable');

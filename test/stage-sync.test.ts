@@ -123,6 +123,42 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
     expect(stack.partner.orders.get(order.id)!.status).toBe('in_work');
   });
 
+  it('a 409 re-reads the order; a state no transition reaches goes to the dead letter with its reason', async () => {
+    stack = await testStack(kind, `stage-conflict-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'conflicted');
+    // The user cancels in Company 1's app; the bridge has not heard of it yet.
+    const cancelled = await fetch(`${stack.partnerUrl}/orders/${order.id}`, {
+      method: 'PATCH',
+      headers: { authorization: 'Bearer partner-sim-token', 'content-type': 'application/json', 'idempotency-key': 'user-cancel' },
+      body: JSON.stringify({ status: 'cancelled' }),
+    });
+    expect(cancelled.status).toBe(200);
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+    const dead = await waitFor('the dead letter', async () => {
+      const rows = await stack!.bridge.db.kysely.selectFrom('jobs').selectAll().where('status', '=', 'dead').execute();
+      return rows.length > 0 ? rows : undefined;
+    });
+    expect(dead[0]!.last_error).toMatch(/order \S+ is "cancelled" and deal \d+ stands at "Recorded for trial", which asks for "approved"/);
+    expect(stack.partner.stats.requests.some((r) => r.method === 'PATCH' && r.status === 409)).toBe(true);
+    expect(stack.partner.stats.requests.some((r) => r.method === 'GET' && r.path === `/orders/${order.id}`)).toBe(true);
+    expect(stack.partner.orders.get(order.id)!.status).toBe('cancelled');
+  });
+
+  it('ignores deals of other pipelines and deals no order of the bridge has', async () => {
+    stack = await testStack(kind, `stage-ignore-${kind}`);
+    await stack.bridge.ready;
+    const foreign = await stack.amo.createLeadAsStaff({ name: 'Other business', pipelineName: 'Sales' }, { fire: false });
+    const stray = await stack.amo.createLeadAsStaff({ name: 'Walk-in', statusName: 'New lead' }, { fire: false });
+    await stack.amo.moveLead(foreign.id, { statusId: 142 });
+    await stack.amo.moveLead(stray.id, { statusName: 'Confirmed VU' });
+    await settled(stack);
+    const jobs = await stack.bridge.db.kysely.selectFrom('jobs').selectAll().where('kind', '=', 'deal.reconcile').execute();
+    expect(jobs.length).toBeGreaterThan(0);
+    expect(jobs.every((j) => j.status === 'done')).toBe(true);
+    expect(stack.partner.stats.count({ method: 'PATCH' })).toBe(0);
+  });
+
   it('a stage change whose webhook never came is healed by the sweep within one interval', async () => {
     stack = await testStack(kind, `stage-sweep-${kind}`, { env: { SWEEP_INTERVAL: '1' } });
     await stack.bridge.ready;

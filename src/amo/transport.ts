@@ -117,7 +117,7 @@ export class AmoTransport {
     this.agent = this.base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   }
 
-  /** Closes idle keep-alive sockets (graceful shutdown). */
+  /** Destroys the keep-alive sockets (shutdown): requests under way fail. */
   close(): void {
     this.agent.destroy();
   }

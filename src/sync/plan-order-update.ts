@@ -99,9 +99,15 @@ export function planOrderUpdate(mappings: Mappings, deal: DealState, order: Orde
 
   let walk: OrderStatus[] = [];
   if (desired.status && desired.status !== order.status) {
-    const forward = statusPath(mappings.partner.transitions, order.status, desired.status);
+    const transitions = mappings.partner.transitions;
+    const forward = statusPath(transitions, order.status, desired.status);
+    // An order already past the status asked for (the deal moved back) keeps its own:
+    // statuses never go backwards. But a closed order (no way out of its status) that
+    // the table did not close is a divergence a person must settle, never silence.
+    const closed = (transitions[order.status] ?? []).length === 0;
+    const ahead = !closed && statusPath(transitions, desired.status, order.status) !== undefined;
     if (forward) walk = forward;
-    else if (!statusPath(mappings.partner.transitions, desired.status, order.status)) {
+    else if (!ahead) {
       const stage = mappings.statuses.get(deal.statusId)?.name ?? String(deal.statusId);
       return {
         type: 'unreachable',
@@ -111,8 +117,6 @@ export function planOrderUpdate(mappings: Mappings, deal: DealState, order: Orde
           `order, or settle the order in Company 1, then replay this job.`,
       };
     }
-    // Otherwise the order is already past the status asked for (the deal moved back):
-    // statuses never go backwards, so it keeps its own.
   }
 
   const steps: Array<Omit<OrderPatch, 'additionalInfo'>> = walk.map((status) => ({ status }));
