@@ -30,6 +30,8 @@ export interface BridgeTuning {
   partnerTimeoutMs?: number;
   /** Start the worker (default true); `npm start -- --no-worker` runs HTTP only. */
   worker?: boolean;
+  /** How long amoCRM stage events wait to gather into one batched read (default 1 s). */
+  reconcileGatherMs?: number;
   /** PostgreSQL schema (tests isolate themselves). */
   dbSchema?: string;
 }
@@ -91,6 +93,15 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     amoWebhookSecret: config.AMO_WEBHOOK_SECRET,
     amoAccount: () => ({ subdomain: config.AMO_SUBDOMAIN, id: accountId }),
     onWorkEnqueued: () => worker?.wake(),
+    amoEventGatherMs: tuning.reconcileGatherMs,
+    // The webview reads the mappings file as loaded (services, transitions, stage): it
+    // needs no amoCRM ids, so users can sign in even while amoCRM is unreachable.
+    webview: {
+      partner,
+      mappings: file,
+      auth: { secret: config.WEBVIEW_JWT_SECRET, issuer: config.WEBVIEW_JWT_ISSUER, audience: config.WEBVIEW_JWT_AUDIENCE },
+      sessionSecret: config.SESSION_SECRET,
+    },
     readiness: async () => {
       const credentials = await amo.hasCredentials();
       return {
@@ -134,7 +145,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         backoff: tuning.backoff,
         handlers: [
           orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
-          reconcileHandler({ db, amo, partner, mappings, logger }),
+          reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),
           sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
         ],
       });

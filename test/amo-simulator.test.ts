@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AmoClient, AmoTransportError, MemoryRateLimiter, customFieldText, type RateLimiter } from '../src/amo/index.js';
+import { AmoClient, AmoTransportError, MemoryRateLimiter, type RateLimiter } from '../src/amo/index.js';
+import { customFieldText } from '../src/sync/ports.js';
 import type { Db } from '../src/db/connect.js';
 import { createTestLogger } from '../src/logger.js';
 import { createMetrics } from '../src/metrics.js';

@@ -12,7 +12,7 @@ import { z } from 'zod';
 /**
  * One value of a custom field. Text, numeric and date fields carry a string or number;
  * multitext (PHONE, EMAIL) adds enum_id/enum_code; a few types (legal entity, linked
- * lists) carry an object. `customFieldText` reads the plain ones.
+ * lists) carry an object. `customFieldText` (sync/ports.ts) reads the plain ones.
  */
 export const customFieldValueItemSchema = z.object({
   value: z.union([z.string(), z.number(), z.boolean(), z.record(z.string(), z.unknown())]).nullable().optional(),
@@ -177,37 +177,6 @@ export function pageSchema<K extends string, S extends z.ZodType>(key: K, item: 
   });
 }
 
-/** Input of one deal of `createLeadsComplex` (mapped to amoCRM's JSON by the client). */
-export interface ComplexLeadInput {
-  /** Echoed back in the answer's request_id; not stored by amoCRM. */
-  requestId: string;
-  name: string;
-  pipelineId: number;
-  statusId: number;
-  price?: number;
-  tagIds: number[];
-  customFields: Array<{ fieldId: number; value: string }>;
-  contact:
-    | { id: number }
-    | {
-        firstName: string;
-        lastName: string;
-        name: string;
-        phone: string;
-        customFields: Array<{ fieldId: number; value: string }>;
-      };
-}
+/** Input of one deal of `createLeadsComplex`: the domain's port type, which this client serves. */
+export type { ComplexLeadInput } from '../sync/ports.js';
 
-/** The first plain value of a custom field as text (numbers and booleans stringified), if any. */
-export function customFieldText(
-  entity: { custom_fields_values: CustomFieldValue[] | null },
-  fieldId: number,
-): string | undefined {
-  const field = entity.custom_fields_values?.find((f) => f.field_id === fieldId);
-  for (const item of field?.values ?? []) {
-    const v = item.value;
-    if (typeof v === 'string') return v;
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  }
-  return undefined;
-}

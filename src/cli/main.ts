@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { createApiKey, revokeApiKey, SCOPES, scopeSchema } from '../admin/api-keys.js';
 import { amoClientFromConfig } from '../amo/from-config.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { connect } from '../db/connect.js';
@@ -19,6 +20,8 @@ const USAGE = `usage: amobridge <command>
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
   dead replay <job-id>    send a dead job back to the queue
+  apikey create <name> <scope>...   an admin API key (scopes: ${SCOPES.join(', ')}); shown once
+  apikey revoke <id>      revoke an admin API key
 `;
 
 /** Both are needed: status webhooks are known to go missing while update ones arrive. */
@@ -75,6 +78,21 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(id)) throw new UsageError('dead replay needs a job id');
       const ok = await replayDeadJob(db.kysely, id);
       process.stdout.write(ok ? `job ${id} queued again\n` : `job ${id} is not dead\n`);
+      return ok ? 0 : 1;
+    }
+    if (command === 'apikey' && sub === 'create') {
+      const scopes = positionals.slice(3).map((s) => scopeSchema.safeParse(s));
+      if (!arg || scopes.length === 0 || scopes.some((s) => !s.success)) {
+        throw new UsageError(`apikey create needs a name and scopes from: ${SCOPES.join(', ')}`);
+      }
+      const created = await createApiKey(db.kysely, arg, scopes.map((s) => s.data!));
+      process.stdout.write(`${created.key}\n(id ${created.id}; the key is not shown again)\n`);
+      return 0;
+    }
+    if (command === 'apikey' && sub === 'revoke') {
+      if (!arg) throw new UsageError('apikey revoke needs the key id');
+      const ok = await revokeApiKey(db.kysely, arg);
+      process.stdout.write(ok ? `key ${arg} revoked\n` : `no active key ${arg}\n`);
       return ok ? 0 : 1;
     }
     throw new UsageError(`unknown command: ${positionals.join(' ')}`);

@@ -14,6 +14,10 @@ export interface Database {
   amo_tokens: AmoTokensTable;
   rate_slots: RateSlotsTable;
   kv: KvTable;
+  api_keys: ApiKeysTable;
+  webview_tokens: WebviewTokensTable;
+  webview_sessions: WebviewSessionsTable;
+  webview_orders: WebviewOrdersTable;
 }
 
 /** Every accepted webhook, raw, before any work is done on it. */
@@ -114,7 +118,55 @@ export interface KvTable {
   updated_at: number;
 }
 
+/** Webview sign-in tokens already used (replay protection), kept until they expire. */
+export interface WebviewTokensTable {
+  /** `jti:<jti>`, or `sha256:<hex>` of the whole token when it carries no jti. */
+  token_id: string;
+  user_id: string;
+  used_at: number;
+  expires_at: number;
+}
+
+/** Webview sessions; the cookie holds the id, this table only its SHA-256. */
+export interface WebviewSessionsTable {
+  id_hash: string;
+  /** Company 1's user id (the token's sub; detmirUserId in amoCRM). */
+  user_id: string;
+  given_name: string;
+  family_name: string;
+  phone: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/**
+ * Orders created through the webview, by Idempotency-Key: written before the create is
+ * sent (order_id null until Company 1 answers and the order is recorded).
+ */
+export interface WebviewOrdersTable {
+  idempotency_key: string;
+  user_id: string;
+  service_id: string;
+  /** The user's comment, sent to Company 1 and shown back on the order's page. */
+  comment: string | null;
+  started_at: number;
+  order_id: string | null;
+  recorded_at: number | null;
+}
+
 export type Job = Selectable<JobsTable>;
 export type NewJob = Insertable<JobsTable>;
 export type Order = Selectable<OrdersTable>;
 export type OrderUpdate = Updateable<OrdersTable>;
+
+/** Admin API keys (`amobridge apikey create`); the secret itself is never stored. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  /** sha256 of the secret part, hex. */
+  secret_hash: string;
+  /** Space-separated scopes, e.g. "jobs:read jobs:replay". */
+  scopes: string;
+  created_at: number;
+  revoked_at: number | null;
+}

@@ -3,8 +3,10 @@ import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { problemErrorHandler, sendProblem } from './problem.js';
+import { adminRouter } from './routes/admin.js';
 import { amoWebhookRouter } from './routes/amocrm-webhook.js';
 import { partnerWebhookRouter } from './routes/partner-webhook.js';
+import { type WebviewDeps, webviewRouter } from '../webview/router.js';
 
 export interface AppDeps {
   db: Db;
@@ -17,6 +19,10 @@ export interface AppDeps {
   /** Readiness beyond the database: amoCRM token and mappings resolved. */
   readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
   onWorkEnqueued(): void;
+  /** How long amoCRM stage events wait to gather into one batch (default 1 s). */
+  amoEventGatherMs?: number;
+  /** The webview (stage 3): mounted at /webview when given. */
+  webview?: WebviewDeps;
 }
 
 /** The HTTP edge. Routes validate, authenticate and persist; the worker does the rest. */
@@ -66,8 +72,16 @@ export function createApp(deps: AppDeps): Express {
       logger: deps.logger,
       metrics: deps.metrics,
       onAccepted: deps.onWorkEnqueued,
+      gatherMs: deps.amoEventGatherMs,
     }),
   );
+
+  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+
+  // Webview: HTML pages with their own not-found and error pages under /webview.
+  if (deps.webview) {
+    app.use(webviewRouter({ ...deps.webview, db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+  }
 
   app.use((_req, res) => sendProblem(res, 404, 'Not Found'));
   app.use(problemErrorHandler((error) => deps.logger.error('http.error', { error: String(error) })));

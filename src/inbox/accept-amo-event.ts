@@ -15,6 +15,8 @@ export const DEAL_RECONCILE = 'deal.reconcile';
 export const RECONCILE_GATHER_MS = 1000;
 
 export interface AcceptAmoEventsInput {
+  /** How long the events wait to gather into one batch (default RECONCILE_GATHER_MS). */
+  gatherMs?: number;
   events: readonly AmoWebhookEvent[];
   /** The body as received; stored verbatim when it concerns one deal. */
   rawBody: string;
@@ -81,7 +83,7 @@ export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now =
       const orderId = orderOfDeal.get(dealId);
       await enqueue(
         trx,
-        { kind: DEAL_RECONCILE, key: orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`, payload: { dealId }, inboxId: inbox.id, runAt: now + RECONCILE_GATHER_MS },
+        { kind: DEAL_RECONCILE, key: orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`, payload: { dealId }, inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
         now,
       );
     }

@@ -1,5 +1,7 @@
+import { sql, type Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
-import type { OrderWebhook } from '../partner/schema.js';
+import type { Database } from '../db/schema.js';
+import type { Order, OrderWebhook } from '../partner/schema.js';
 import { enqueue } from '../queue/enqueue.js';
 
 export const ORDER_SYNC = 'order.sync';
@@ -18,7 +20,6 @@ export async function acceptPartnerEvent(
   now = Date.now(),
 ): Promise<AcceptResult> {
   const order = input.event.data;
-  const partnerUpdatedAt = Date.parse(order.updatedAt) || now;
   return db.kysely.transaction().execute(async (trx) => {
     const inbox = await trx
       .insertInto('inbox')
@@ -28,35 +29,80 @@ export async function acceptPartnerEvent(
       .executeTakeFirst();
     if (!inbox) return { accepted: false, reason: 'duplicate' };
 
-    const snapshot = JSON.stringify(order);
-    await trx
-      .insertInto('orders')
-      .values({
-        order_id: order.id,
-        user_id: order.userId,
-        service_id: order.serviceId,
-        contact_id: null,
-        deal_id: null,
-        partner_status: order.status,
-        snapshot,
-        partner_updated_at: partnerUpdatedAt,
-        note: null,
-        origin: 'webhook',
-        closed_by_partner: 0,
-        info_pushed: 0,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) =>
-        oc
-          .column('order_id')
-          .doUpdateSet({ snapshot, partner_status: order.status, partner_updated_at: partnerUpdatedAt, updated_at: now })
-          // Webhooks can arrive out of order: keep the newest picture of the order.
-          .where('orders.partner_updated_at', '<=', partnerUpdatedAt),
-      )
-      .execute();
-
-    await enqueue(trx, { kind: ORDER_SYNC, key: `order:${order.id}`, payload: { orderId: order.id }, inboxId: inbox.id }, now);
+    await recordOrder(trx, order, { origin: 'webhook', inboxId: inbox.id }, now);
     return { accepted: true, inboxId: inbox.id };
   });
 }
+
+/** Where an order came into the bridge: a Company 1 webhook, or the webview (stage 3). */
+export type OrderOrigin = 'webhook' | 'webview';
+
+/**
+ * Records an order's latest snapshot and enqueues the `order.sync` job that does its
+ * intake (contact, deal) and writes additionalInfo back. Runs inside the caller's
+ * transaction, so the row and its job commit together. Shared by the partner webhook
+ * and the webview, so an order recorded by both (the webview's create and Company 1's
+ * order.created echo, in either order) is one row and, by the job's key, one intake.
+ *
+ * A webview record always wins the origin: if the order.created webhook raced in first,
+ * the row ends as 'webview' all the same (and loses the "outside the webview" note the
+ * worker may have given it in the meantime). The snapshot is replaced only by a newer one.
+ */
+export async function recordOrder(
+  trx: Transaction<Database>,
+  order: Order,
+  source: { origin: OrderOrigin; inboxId?: number | null },
+  now = Date.now(),
+): Promise<void> {
+  const partnerUpdatedAt = Date.parse(order.updatedAt) || now;
+  const snapshot = JSON.stringify(order);
+  await trx
+    .insertInto('orders')
+    .values({
+      order_id: order.id,
+      user_id: order.userId,
+      service_id: order.serviceId,
+      contact_id: null,
+      deal_id: null,
+      partner_status: order.status,
+      snapshot,
+      partner_updated_at: partnerUpdatedAt,
+      note: null,
+      origin: source.origin,
+      closed_by_partner: 0,
+      info_pushed: 0,
+      created_at: now,
+      updated_at: now,
+    })
+    .onConflict((oc) => {
+      const existing = oc.column('order_id');
+      if (source.origin === 'webhook') {
+        return (
+          existing
+            .doUpdateSet({ snapshot, partner_status: order.status, partner_updated_at: partnerUpdatedAt, updated_at: now })
+            // Webhooks can arrive out of order: keep the newest picture of the order.
+            .where('orders.partner_updated_at', '<=', partnerUpdatedAt)
+        );
+      }
+      // The webview's own create: the origin is set whatever the snapshot's age, so the
+      // newest-picture rule moves into the values themselves.
+      const newer = sql<boolean>`orders.partner_updated_at <= ${partnerUpdatedAt}`;
+      return existing.doUpdateSet({
+        origin: 'webview',
+        note: sql<string | null>`case when orders.note = ${OUTSIDE_WEBVIEW_NOTE} then null else orders.note end`,
+        snapshot: sql<string>`case when ${newer} then ${snapshot} else orders.snapshot end`,
+        partner_status: sql<string>`case when ${newer} then ${order.status} else orders.partner_status end`,
+        partner_updated_at: sql<number>`case when ${newer} then ${partnerUpdatedAt} else orders.partner_updated_at end`,
+        updated_at: now,
+      });
+    })
+    .execute();
+
+  await enqueue(trx, { kind: ORDER_SYNC, key: `order:${order.id}`, payload: { orderId: order.id }, inboxId: source.inboxId ?? null }, now);
+}
+
+/**
+ * The note on an order that Company 1 let a user create on its own side although the
+ * integration is at stage 3, where the webview is the only way in (set by the worker).
+ */
+export const OUTSIDE_WEBVIEW_NOTE = 'created outside the webview (integration stage 3)';

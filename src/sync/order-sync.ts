@@ -1,6 +1,6 @@
 import type { Db } from '../db/connect.js';
 import type { Job, Order as OrderRow } from '../db/schema.js';
-import { ORDER_SYNC } from '../inbox/accept-partner-event.js';
+import { ORDER_SYNC, OUTSIDE_WEBVIEW_NOTE } from '../inbox/accept-partner-event.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { type Order, orderSchema } from '../partner/schema.js';
@@ -36,6 +36,7 @@ export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
         .where('order_id', 'in', [...new Set(orderIdOf.values())])
         .execute();
       const rowOf = new Map(rows.map((r) => [r.order_id, r]));
+      await markOutsideWebview(deps, rows);
 
       const jobOf = new Map([...orderIdOf].map(([jobId, orderId]) => [orderId, jobId]));
       const intake = await intakeOrders(deps, rows, jobOf);
@@ -87,4 +88,54 @@ async function recordPartnerClosure(deps: OrderSyncDeps, row: OrderRow, dealId: 
   ]);
   await deps.db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
   deps.logger.info('order.closed_by_partner', { orderId: row.order_id, dealId });
+}
+
+/**
+ * Stage 3: the webview is the only way to order, so an order that arrives by webhook
+ * without the webview having created it was made on Company 1's side. It is taken in all
+ * the same (nothing is lost); its record and the log say where it came from, for a person
+ * to take up with Company 1.
+ *
+ * Company 1 may echo a webview create as order.created before the webview has recorded
+ * the answer to its POST. So an order is not marked while the webview has a create of the
+ * same user and service under way (started, no order id yet, within the window); the
+ * webview's record then sets origin 'webview'. Should that record never come (a crash
+ * between the POST and the commit), a later event for the order marks it.
+ */
+export const WEBVIEW_CREATE_WINDOW_MS = 10 * 60 * 1000;
+
+async function markOutsideWebview(deps: OrderSyncDeps, rows: OrderRow[], now = Date.now()): Promise<void> {
+  if (deps.mappings.integrationStage !== 3) return;
+  for (const row of rows) {
+    if (row.origin !== 'webhook' || row.note !== null) continue;
+    const webviewCreate = await deps.db.kysely
+      .selectFrom('webview_orders')
+      .select('idempotency_key')
+      .where((eb) =>
+        eb.or([
+          eb('order_id', '=', row.order_id),
+          eb.and([
+            eb('order_id', 'is', null),
+            eb('user_id', '=', row.user_id),
+            eb('service_id', '=', row.service_id),
+            eb('started_at', '>', now - WEBVIEW_CREATE_WINDOW_MS),
+          ]),
+        ]),
+      )
+      .executeTakeFirst();
+    if (webviewCreate) {
+      deps.logger.debug('order.intake.webview_create_pending', { orderId: row.order_id });
+      continue;
+    }
+    const marked = await deps.db.kysely
+      .updateTable('orders')
+      .set({ note: OUTSIDE_WEBVIEW_NOTE })
+      .where('order_id', '=', row.order_id)
+      .where('origin', '=', 'webhook')
+      .where('note', 'is', null)
+      .executeTakeFirst();
+    if (Number(marked.numUpdatedRows) === 0) continue;
+    row.note = OUTSIDE_WEBVIEW_NOTE;
+    deps.logger.warn('order.intake.outside_webview', { orderId: row.order_id, userId: row.user_id, serviceId: row.service_id });
+  }
 }

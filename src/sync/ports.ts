@@ -70,12 +70,20 @@ export interface PartnerPort {
   patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order>;
 }
 
-/** The value of a custom field as text, or undefined; amoCRM sends null for "no fields". */
+/**
+ * The first plain value of a custom field as text (numbers and booleans stringified), or
+ * undefined; amoCRM sends `custom_fields_values: null` for "no fields", and some field
+ * types (links, lists) carry objects, which are not plain values.
+ */
 export function customFieldText(
   entity: { custom_fields_values?: AmoCustomFieldValue[] | null },
   fieldId: number,
 ): string | undefined {
   const field = entity.custom_fields_values?.find((f) => f.field_id === fieldId);
-  const value = field?.values[0]?.value;
-  return value === undefined || value === null ? undefined : String(value);
+  for (const item of field?.values ?? []) {
+    const v = item.value;
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  }
+  return undefined;
 }

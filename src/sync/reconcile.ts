@@ -17,6 +17,8 @@ export interface ReconcileDeps {
   partner: PartnerPort;
   mappings: Mappings;
   logger: Logger;
+  /** Must match the wait the webhook route gives stage events (default RECONCILE_GATHER_MS). */
+  gatherMs?: number;
 }
 
 /** Re-reading after a 409 is cheap; a loop that keeps conflicting is handed to the retry schedule. */
@@ -30,7 +32,7 @@ const MAX_CONFLICT_ROUNDS = 3;
 export function reconcileHandler(deps: ReconcileDeps): JobHandler {
   return {
     kind: DEAL_RECONCILE,
-    gatherMs: RECONCILE_GATHER_MS,
+    gatherMs: deps.gatherMs ?? RECONCILE_GATHER_MS,
     async run(jobs: Job[]) {
       const results = new Map<number, JobResult>();
       const dealOf = new Map(jobs.map((j) => [j.id, (JSON.parse(j.payload) as { dealId: number }).dealId]));

@@ -16,6 +16,7 @@ export async function testStack(
     tuning: {
       dbSchema: schema,
       settleMs: 300,
+      reconcileGatherMs: 100,
       pollMs: 20,
       backoff: { baseMs: 50, maxMs: 500 },
       amoMinRetryDelayMs: 20,

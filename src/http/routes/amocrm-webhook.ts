@@ -17,6 +17,8 @@ export interface AmoWebhookDeps {
   metrics: Metrics;
   /** Called after a commit, so the worker looks at once instead of at its next poll. */
   onAccepted(): void;
+  /** How long stage events wait to gather into one batched read (tests shorten it). */
+  gatherMs?: number;
 }
 
 /** A 1000-lead full-shape body is well under this; a body near it is not amoCRM's. */
@@ -103,7 +105,7 @@ export function amoWebhookRouter(deps: AmoWebhookDeps): Router {
       return;
     }
 
-    const result = await acceptAmoEvents(deps.db, { events, rawBody: raw, account }).catch((error: unknown) => {
+    const result = await acceptAmoEvents(deps.db, { events, rawBody: raw, account, gatherMs: deps.gatherMs }).catch((error: unknown) => {
       deps.metrics.webhooksReceived.inc({ source: 'amocrm', result: 'error' });
       throw error; // 500: amoCRM delivers again later, so the events are not lost
     });

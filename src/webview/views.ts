@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Eta } from 'eta';
+import { fmt, type Formatters } from './format.js';
+
+/**
+ * Server-side rendering with Eta: escaping is on by default (`<%= %>` escapes, and no
+ * template uses the raw `<%~ %>` except the layout for the already-rendered body), so
+ * whatever a user or Company 1 typed is shown as text.
+ */
+
+/**
+ * The templates and static files sit next to this module's source. Under tsx that is
+ * this folder; from a build in dist/ (which tsc does not copy them to) it is the source
+ * tree beside it.
+ */
+export function webviewAssetDir(name: 'views' | 'static'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, name), path.resolve(here, '../../src/webview', name)];
+  const found = candidates.find((dir) => fs.existsSync(dir));
+  if (!found) throw new Error(`webview ${name} not found in ${candidates.join(' or ')}`);
+  return found;
+}
+
+/** Data every page gets: the layout's needs. */
+export interface PageData {
+  title: string;
+  /** The signed-in user's first name, for the header; absent on pages outside a session. */
+  userName?: string;
+  /** CSRF token for the header's sign-out form (and the page's own forms). */
+  csrf?: string;
+}
+
+export type Render = (view: string, data: PageData & Record<string, unknown>) => string;
+
+export function createRenderer(): Render {
+  const eta = new Eta({ views: webviewAssetDir('views'), cache: true, autoEscape: true });
+  return (view, data) => eta.render(view, { ...data, fmt } satisfies PageData & { fmt: Formatters });
+}
