@@ -3,9 +3,12 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    // Tests start real servers on ephemeral ports; files run in parallel forks.
+    // Tests start real servers on ephemeral ports; files run in parallel forks. Most of a
+    // test's time is spent waiting on loopback HTTP and timers, so more forks than cores.
     pool: 'forks',
+    maxWorkers: 4,
   },
 });

@@ -45,6 +45,7 @@ describe.each(DATABASES)('admin API on %s', (kind) => {
     await waitFor('the replayed job to link the order', () => stack!.partner.orders.get(order.id)?.additionalInfo ?? undefined);
     expect(stack.amo.state.leads.size).toBe(1);
 
+    await waitFor('the replayed job to finish', async () => (await db.selectFrom('jobs').select('status').execute()).every((j) => j.status === 'done'));
     const view = await request(app).get(`/admin/orders/${order.id}`).set('authorization', `Bearer ${reader.key}`);
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({ orderId: order.id, userId: 'admin-u', dealId: [...stack.amo.state.leads.keys()][0] });

@@ -238,7 +238,9 @@ describe.each(DATABASES)('POST /webhooks/amocrm/:secret on %s', (kind) => {
       const ms = performance.now() - started;
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ accepted: 10 });
-      expect(ms, 'a sanity bound, not a benchmark').toBeLessThan(200);
+      // amoCRM's deadline, not a benchmark (bench/ measures latency): a loaded CI machine
+      // must still be far inside it.
+      expect(ms, 'amoCRM gives a webhook 2 seconds').toBeLessThan(1000);
     }
   });
 

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
 import pg from 'pg';
 import { connect, type Db } from '../../src/db/connect.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -39,10 +38,27 @@ export async function freshDb(kind: DatabaseKind, title: string): Promise<Db> {
   return db;
 }
 
-/** Drops a test's PostgreSQL schema (SQLite files live in the OS temp folder). */
+/**
+ * Closes a test's database. Schemas are not dropped here: a DROP SCHEMA while another
+ * test's migrator reads the catalogue (Kysely's introspection scans every schema) makes
+ * that read fail with "schema … does not exist". The global set-up clears them instead,
+ * before any test runs (test/support/global-setup.ts).
+ */
 export async function dropDb(db: Db): Promise<void> {
-  if (db.dialect === 'postgres' && db.schema) {
-    await sql`drop schema ${sql.id(db.schema)} cascade`.execute(db.kysely).catch(() => undefined);
-  }
   await db.close();
+}
+
+/** Drops the schemas earlier test runs left behind. Only while no test runs. */
+export async function dropTestSchemas(): Promise<number> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ nspname: string }>(
+      "select nspname from pg_namespace where nspname ~ '^t_[0-9a-f]{16}$'",
+    );
+    for (const { nspname } of rows) await client.query(`drop schema if exists ${nspname} cascade`);
+    return rows.length;
+  } finally {
+    await client.end();
+  }
 }
