@@ -367,6 +367,8 @@ export async function cancelWebviewOrder(deps: WebviewOrdersDeps, userId: string
     throw error;
   }
   if (order.userId !== userId) return { type: 'not_found' };
+  // Already cancelled (a double click whose first request won): the wish is fulfilled.
+  if (order.status === 'cancelled') return { type: 'cancelled', order };
   if (!canCancel(deps.mappings, order.status)) return { type: 'not_allowed', status: order.status };
 
   const row = await deps.db.kysely.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();
