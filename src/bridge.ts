@@ -30,7 +30,7 @@ export interface BridgeTuning {
   partnerTimeoutMs?: number;
   /** Start the worker (default true); `npm start -- --no-worker` runs HTTP only. */
   worker?: boolean;
-  /** How long amoCRM stage events wait to gather into one batched read (default 1 s). */
+  /** How long amoCRM stage events wait to gather into one batched read (default 2 s). */
   reconcileGatherMs?: number;
   /** PostgreSQL schema (tests isolate themselves). */
   dbSchema?: string;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
+import { RECONCILE_GATHER_MS } from '../src/inbox/accept-amo-event.js';
 import { buildWebhookBody, webhookLeadOf } from '../src/sandbox/amo/index.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
@@ -171,7 +172,7 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
 
   it('a burst of stage changes for 100 deals costs at most one amoCRM read per 50 deals', async () => {
     // The production gather window: the point is how many reads a burst costs.
-    stack = await testStack(kind, `stage-burst-${kind}`, { amo: { rateLimitRps: 50 }, rateLimitRps: 50, tuning: { reconcileGatherMs: 1000 } });
+    stack = await testStack(kind, `stage-burst-${kind}`, { amo: { rateLimitRps: 50 }, rateLimitRps: 50, tuning: { reconcileGatherMs: RECONCILE_GATHER_MS } });
     await stack.bridge.ready;
     const orders: Order[] = [];
     for (let i = 0; i < 100; i++) {

@@ -19,7 +19,7 @@ export interface AppDeps {
   /** Readiness beyond the database: amoCRM token and mappings resolved. */
   readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
   onWorkEnqueued(): void;
-  /** How long amoCRM stage events wait to gather into one batch (default 1 s). */
+  /** How long amoCRM stage events wait to gather into one batch (default 2 s). */
   amoEventGatherMs?: number;
   /** The webview (stage 3): mounted at /webview when given. */
   webview?: WebviewDeps;

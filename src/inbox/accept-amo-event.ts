@@ -10,9 +10,9 @@ export const DEAL_RECONCILE = 'deal.reconcile';
 /**
  * Stage events wait this long before they run, and the first one due takes every event
  * due within the same span into its batch (the reconcile handler's gatherMs): a burst of
- * changes costs one GET /api/v4/leads per 50 deals, at the price of a second of latency.
+ * changes costs one GET /api/v4/leads per 50 deals, at the price of two seconds of latency.
  */
-export const RECONCILE_GATHER_MS = 1000;
+export const RECONCILE_GATHER_MS = 2000;
 
 export interface AcceptAmoEventsInput {
   /** How long the events wait to gather into one batch (default RECONCILE_GATHER_MS). */
