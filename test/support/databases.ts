@@ -54,7 +54,7 @@ export async function dropTestSchemas(): Promise<number> {
   await client.connect();
   try {
     const { rows } = await client.query<{ nspname: string }>(
-      "select nspname from pg_namespace where nspname ~ '^t_[0-9a-f]{16}$'",
+      "select nspname from pg_namespace where nspname ~ '^(t_[0-9a-f]{16}|bench_[a-z0-9_]+)$'",
     );
     for (const { nspname } of rows) await client.query(`drop schema if exists ${nspname} cascade`);
     return rows.length;

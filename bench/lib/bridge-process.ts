@@ -1,0 +1,158 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DEFAULT_PARTNER_API_TOKEN, DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
+import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../../src/sandbox/stack.js';
+import { ServerProcess } from './child.js';
+
+/** A port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export interface BridgeProcessOptions {
+  databaseUrl: string;
+  amoUrl: string;
+  partnerUrl: string;
+  /** Folder for the process's log (and CPU profiles, when asked for). */
+  dir: string;
+  /** `--no-worker`: the HTTP edge only. */
+  worker: boolean;
+  env?: Record<string, string>;
+  nodeArgs?: string[];
+  /** A compiled entry point run by plain node (see buildBridge); default src/main.ts through tsx. */
+  compiledEntry?: string;
+  /** Load the memory probe (see probeMemory). */
+  memoryProbe?: boolean;
+}
+
+/**
+ * Preloaded into a bridge process (a data: URL, so plain node can load it too): on
+ * SIGUSR2 it reads process.memoryUsage(), runs a full garbage collection (--expose-gc),
+ * reads it again and writes both to $BENCH_MEMORY_PROBE.
+ */
+const MEMORY_PROBE = `import fs from 'node:fs';
+process.on('SIGUSR2', () => {
+  const before = process.memoryUsage();
+  globalThis.gc();
+  const after = process.memoryUsage();
+  const file = process.env.BENCH_MEMORY_PROBE;
+  fs.writeFileSync(file + '.tmp', JSON.stringify({ before, after }));
+  fs.renameSync(file + '.tmp', file);
+});`;
+
+export interface ProbedMemory {
+  before: NodeJS.MemoryUsage;
+  after: NodeJS.MemoryUsage;
+}
+
+/** Asks a bridge started with `memoryProbe` for its memory before and after a full GC. */
+export async function probeMemory(bridge: RunningBridge): Promise<ProbedMemory> {
+  const file = bridge.probeFile;
+  if (!file) throw new Error('the bridge was started without the memory probe');
+  rmSync(file, { force: true });
+  process.kill(bridge.process.pid, 'SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error('the memory probe did not answer');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as ProbedMemory;
+}
+
+export interface RunningBridge {
+  url: string;
+  process: ServerProcess;
+  probeFile?: string;
+}
+
+/**
+ * The bridge as operators run it: `src/main.ts` in its own process, configured only by
+ * environment variables (the sandbox's credentials), ready when /readyz says so.
+ */
+export async function startBridgeProcess(options: BridgeProcessOptions): Promise<RunningBridge> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const probeFile = options.memoryProbe ? path.join(options.dir, 'memory-probe.json') : undefined;
+  const probeArgs = probeFile ? ['--expose-gc', '--import', `data:text/javascript,${encodeURIComponent(MEMORY_PROBE)}`] : [];
+  // Kysely's migrator lists the tables of every schema of the database; when another
+  // process drops a schema at that moment (parallel test runs), the start fails with
+  // "schema … does not exist". Such a start is tried again.
+  const start = () => ServerProcess.start({
+    script: options.compiledEntry ?? 'src/main.ts',
+    tsx: options.compiledEntry === undefined,
+    args: options.worker ? [] : ['--no-worker'],
+    nodeArgs: [...probeArgs, ...(options.nodeArgs ?? [])],
+    logPath: path.join(options.dir, 'bridge.log'),
+    env: {
+      PORT: String(port),
+      DATABASE_URL: options.databaseUrl,
+      MAPPINGS_PATH: 'mappings/default.yaml',
+      AMO_SUBDOMAIN: 'company2',
+      AMO_BASE_URL: options.amoUrl,
+      AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
+      AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
+      PARTNER_API_URL: options.partnerUrl,
+      PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN,
+      PARTNER_WEBHOOK_SECRET: DEFAULT_PARTNER_WEBHOOK_SECRET,
+      WEBVIEW_JWT_SECRET: 'bench-webview-jwt-secret-0123456789abcdef',
+      WEBVIEW_JWT_ISSUER: 'company1',
+      WEBVIEW_JWT_AUDIENCE: 'amobridge',
+      SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
+      SWEEP_INTERVAL: '0',
+      ...(probeFile ? { BENCH_MEMORY_PROBE: probeFile } : {}),
+      ...options.env,
+    },
+    ready: async () => {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      return res.status === 200;
+    },
+    timeoutMs: 30_000,
+  });
+  let process_: ServerProcess | undefined;
+  for (let attempt = 1; !process_; attempt++) {
+    try {
+      process_ = await start();
+    } catch (error) {
+      if (attempt >= 3 || !String(error).includes('does not exist')) throw error;
+    }
+  }
+  return { url, process: process_, probeFile };
+}
+
+export { DEFAULT_PARTNER_WEBHOOK_SECRET };
+
+/**
+ * Compiles src/ to plain JavaScript in a temp folder (tsc with the build config, types
+ * not checked: that is `npm run typecheck`'s job), laid out like dist/ beside src/ so
+ * the webview finds its templates; answers the entry point, for `node <entry>`.
+ */
+export async function buildBridge(): Promise<string> {
+  const root = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-build-'));
+  const tsc = path.resolve('node_modules/typescript/bin/tsc');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(root, 'dist'), '--noCheck'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`tsc exited with ${code}: ${stderr.slice(-1000)}`));
+    });
+  });
+  symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'), 'dir');
+  symlinkSync(path.resolve('src'), path.join(root, 'src'), 'dir');
+  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
+  return path.join(root, 'dist', 'main.js');
+}
