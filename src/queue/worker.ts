@@ -119,21 +119,30 @@ export class Worker {
     return jobs.length;
   }
 
+  /**
+   * Tops a batch up with jobs of the same kind due within the handler's gatherMs, and
+   * keeps doing so, a quarter of that span apart, while a burst is still arriving (each
+   * round found more), for at most four rounds.
+   */
   private async gather(jobs: Job[]): Promise<void> {
     for (const handler of this.handlers.values()) {
       if (!handler.gatherMs) continue;
-      const taken = jobs.filter((j) => j.kind === handler.kind).length;
-      if (taken === 0 || taken >= this.batchSize) continue;
-      const now = Date.now();
-      const more = await leaseJobs(this.options.db, {
-        workerId: this.id,
-        limit: this.batchSize - taken,
-        leaseMs: this.leaseMs,
-        kinds: [handler.kind],
-        now,
-        dueBy: now + handler.gatherMs,
-      });
-      jobs.push(...more);
+      let taken = jobs.filter((j) => j.kind === handler.kind).length;
+      for (let round = 0; round < 4 && taken > 0 && taken < this.batchSize; round++) {
+        if (round > 0) await new Promise((r) => setTimeout(r, handler.gatherMs! / 4));
+        const now = Date.now();
+        const more = await leaseJobs(this.options.db, {
+          workerId: this.id,
+          limit: this.batchSize - taken,
+          leaseMs: this.leaseMs,
+          kinds: [handler.kind],
+          now,
+          dueBy: now + handler.gatherMs,
+        });
+        jobs.push(...more);
+        taken += more.length;
+        if (more.length === 0) break;
+      }
     }
   }
 
