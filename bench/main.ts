@@ -179,7 +179,7 @@ function markdown(report: RunReport): string {
   out.push('## Missed goals', '');
   if (missed.length === 0) out.push('None: every goal with a threshold is met in this run.', '');
   for (const f of missed) {
-    out.push(`### ${f.id} ${f.title}`, '', ...notesFor(f.id), '');
+    out.push(`### ${f.id} ${f.title}`, '', ...notesFor(f.id).flatMap((paragraph) => [paragraph, '']));
   }
   const evidence = report.sections.flatMap((s) => s.evidence);
   if (evidence.length > 0) {

@@ -7,13 +7,13 @@
 
 const INGEST_CPU = [
   'What limits it: the bridge\'s one JavaScript thread. Under the closed loop the profile below shows it busy almost all the time, so throughput is 1 ÷ (CPU per webhook). The bare handler pays for express, reading the body and answering too; on top of that the bridge pays, per webhook, for the durable write — kysely building and compiling the five statements of the accept transaction (BEGIN, INSERT inbox, INSERT orders … ON CONFLICT, INSERT jobs … ON CONFLICT, COMMIT), better-sqlite3 preparing each of them anew (`prepare`: kysely\'s SQLite driver keeps no statement cache) and SQLite running them (`executeQuery`\'s self time) — then the signature (standardwebhooks, fast-sha256), zod and the winston log line, a few percent each. The per-owner lines of the profile give each share in microseconds per webhook.',
-  'What it would take: take the database write off the query builder\'s per-request path — a prepared-statement cache for SQLite (keyed by SQL text) and the accept transaction as three cached statements in one better-sqlite3 transaction — which removes the `prepare` and most of the kysely share; and group commit: write the webhooks that arrive within a millisecond or two in one transaction and answer each after that commit (still persist-then-acknowledge), so BEGIN/COMMIT and the per-statement overhead are shared. By the profile\'s arithmetic the first alone does not reach 0.5 against a bare express handler on this machine; both together are what it would take.',
+  'What it would take: the ratio is the bare handler\'s CPU per request over the bridge\'s CPU per webhook, so 0.5 leaves the bridge one bare request\'s worth of CPU for everything beyond the bare handler: signature, validation, logging and the durable write together. The profile shows the write alone (kysely and better-sqlite3, SQLite\'s own work included) costs several times that. Bringing it near zero needs (1) cached prepared statements — the accept transaction as three statements prepared once and run in one better-sqlite3 transaction, not rebuilt by the query builder and re-prepared per webhook (the `prepare` line and most of kysely\'s share) — and (2) group commit: the webhooks that arrive within a millisecond or two written in one transaction and each answered after that commit (still persist, then acknowledge), which shares BEGIN/COMMIT and the per-call overhead. Whether (1) and (2) together reach 0.5 on this machine is an estimate from these shares, not a measurement; (1) alone does not.',
 ];
 
 const NOTES: Record<string, string[]> = {
   '1a': INGEST_CPU,
   '1d': [
-    'What limits it: queueing behind CPU. At 500 webhooks/s the bridge\'s thread is busy for the share of each second given by the profile below (CPU per webhook × 500); a request that arrives while earlier ones are being handled waits for them, and garbage collection and SQLite\'s WAL checkpoints add pauses. The bare handler, measured the same way, shows the floor of this machine (server and load generator share its cores).',
+    'What limits it: queueing behind CPU. At 500 webhooks/s the bridge\'s thread is busy for the share of each second given by the profile below (CPU per webhook × 500); a request that arrives while earlier ones are being handled waits for them, and garbage collection (its line in the profile) pauses everything in turn. The bare handler, measured the same way, shows the floor of this machine (server and load generator share its cores).',
     'What it would take: the same reduction of CPU per webhook as for figure 1a: at half the CPU per webhook, 500/s keeps the thread half as busy and the queueing tail shrinks accordingly.',
   ],
   '1f': [
@@ -48,7 +48,7 @@ const NOTES: Record<string, string[]> = {
   ],
 };
 NOTES['1b'] = INGEST_CPU;
-NOTES['5b'] = NOTES['5a']!;
+NOTES['5b'] = ['As for 5a: the same runtime costs (tsx, and the heap V8 keeps after the burst), whatever the database; see 5a and its evidence.'];
 
 export function notesFor(id: string): string[] {
   return NOTES[id] ?? ['No analysis recorded for this figure: see the evidence gathered in this run below.'];
