@@ -1,23 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DEFAULT_PARTNER_API_TOKEN, DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
-import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../../src/sandbox/stack.js';
+import { DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
+import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
 import { ServerProcess } from './child.js';
 
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+export { freePort };
 
 export interface BridgeProcessOptions {
   databaseUrl: string;
@@ -94,21 +83,7 @@ export async function startBridgeProcess(options: BridgeProcessOptions): Promise
     nodeArgs: [...probeArgs, ...(options.nodeArgs ?? [])],
     logPath: path.join(options.dir, 'bridge.log'),
     env: {
-      PORT: String(port),
-      DATABASE_URL: options.databaseUrl,
-      MAPPINGS_PATH: 'mappings/default.yaml',
-      AMO_SUBDOMAIN: 'company2',
-      AMO_BASE_URL: options.amoUrl,
-      AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
-      AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
-      PARTNER_API_URL: options.partnerUrl,
-      PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN,
-      PARTNER_WEBHOOK_SECRET: DEFAULT_PARTNER_WEBHOOK_SECRET,
-      WEBVIEW_JWT_SECRET: 'bench-webview-jwt-secret-0123456789abcdef',
-      WEBVIEW_JWT_ISSUER: 'company1',
-      WEBVIEW_JWT_AUDIENCE: 'amobridge',
-      SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
-      SWEEP_INTERVAL: '0',
+      ...sandboxEnv({ port, databaseUrl: options.databaseUrl, amoUrl: options.amoUrl, partnerUrl: options.partnerUrl }),
       ...(probeFile ? { BENCH_MEMORY_PROBE: probeFile } : {}),
       ...options.env,
     },

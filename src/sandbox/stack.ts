@@ -1,15 +1,10 @@
 import { createBridge, type Bridge, type BridgeTuning } from '../bridge.js';
 import { configSchema } from '../config.js';
+import { SANDBOX_LONG_LIVED_TOKEN, sandboxEnv } from './env.js';
 import type { Logger } from '../logger.js';
 import { loadMappingsFile } from '../mappings/load.js';
 import { type AmoSimulator, type AmoSimulatorOptions, createAmoSimulator } from './amo/index.js';
-import {
-  createPartnerSimulator,
-  DEFAULT_PARTNER_API_TOKEN,
-  DEFAULT_PARTNER_WEBHOOK_SECRET,
-  type PartnerSimulator,
-  type PartnerSimulatorOptions,
-} from './partner/index.js';
+import { createPartnerSimulator, type PartnerSimulator, type PartnerSimulatorOptions } from './partner/index.js';
 
 /**
  * Both simulators and a bridge wired to each other over real HTTP on loopback: the
@@ -36,8 +31,7 @@ export interface StackOptions {
   env?: Record<string, string>;
 }
 
-export const SANDBOX_LONG_LIVED_TOKEN = 'sandbox-long-lived-token';
-export const SANDBOX_AMO_WEBHOOK_SECRET = 'sandbox-amo-webhook-secret';
+export { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from './env.js';
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, ...options.amo });
@@ -47,23 +41,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const amoUrl = await amo.listen();
   const partnerUrl = await partner.listen();
   const config = configSchema.parse({
-    PORT: '0',
-    DATABASE_URL: options.databaseUrl,
-    MAPPINGS_PATH: options.mappingsPath ?? 'mappings/default.yaml',
-    AMO_SUBDOMAIN: 'company2',
-    AMO_BASE_URL: amoUrl,
-    AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
-    AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
-    AMO_RATE_LIMIT_RPS: String(options.rateLimitRps ?? options.amo?.rateLimitRps ?? 7),
-    SWEEP_INTERVAL: '0',
-    PARTNER_API_URL: partnerUrl,
-    PARTNER_API_TOKEN: options.partner?.apiToken ?? DEFAULT_PARTNER_API_TOKEN,
-    PARTNER_WEBHOOK_SECRET: options.partner?.webhookSecret ?? DEFAULT_PARTNER_WEBHOOK_SECRET,
-    WEBVIEW_JWT_SECRET: 'sandbox-webview-jwt-secret-0123456789abcdef',
-    WEBVIEW_JWT_ISSUER: 'company1',
-    WEBVIEW_JWT_AUDIENCE: 'amobridge',
-    SESSION_SECRET: 'sandbox-session-secret-0123456789abcdef',
-    LOG_LEVEL: 'info',
+    ...sandboxEnv({
+      port: 0,
+      databaseUrl: options.databaseUrl,
+      amoUrl,
+      partnerUrl,
+      mappingsPath: options.mappingsPath,
+      rateLimitRps: options.rateLimitRps ?? options.amo?.rateLimitRps,
+    }),
+    ...(options.partner?.apiToken ? { PARTNER_API_TOKEN: options.partner.apiToken } : {}),
+    ...(options.partner?.webhookSecret ? { PARTNER_WEBHOOK_SECRET: options.partner.webhookSecret } : {}),
     ...options.env,
   });
   const bridge = await createBridge(config, options.logger, options.tuning);

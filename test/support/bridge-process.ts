@@ -1,21 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import net from 'node:net';
-import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../../src/sandbox/stack.js';
-import { DEFAULT_PARTNER_API_TOKEN, DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
+import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
 import { waitFor } from './stack.js';
-
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /**
  * The bridge as operators run it, `src/main.ts` in its own process configured only by
@@ -37,22 +23,7 @@ export class BridgeProcess {
     const port = await freePort();
     return new BridgeProcess(
       {
-        PORT: String(port),
-        DATABASE_URL: options.databaseUrl,
-        MAPPINGS_PATH: 'mappings/default.yaml',
-        AMO_SUBDOMAIN: 'company2',
-        AMO_BASE_URL: options.amoUrl,
-        AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
-        AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
-        PARTNER_API_URL: options.partnerUrl,
-        PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN,
-        PARTNER_WEBHOOK_SECRET: DEFAULT_PARTNER_WEBHOOK_SECRET,
-        WEBVIEW_JWT_SECRET: 'process-webview-jwt-secret-0123456789abcdef',
-        WEBVIEW_JWT_ISSUER: 'company1',
-        WEBVIEW_JWT_AUDIENCE: 'amobridge',
-        SESSION_SECRET: 'process-session-secret-0123456789abcdef',
-        SWEEP_INTERVAL: '0',
-        LOG_LEVEL: 'info',
+        ...sandboxEnv({ port, databaseUrl: options.databaseUrl, amoUrl: options.amoUrl, partnerUrl: options.partnerUrl }),
         ...options.env,
       },
       port,
