@@ -89,6 +89,9 @@ export async function amoSection(config: BenchConfig): Promise<SectionResult> {
     dir,
     worker: true,
     env: { AMO_RATE_LIMIT_RPS: String(limit), LOG_LEVEL: 'warn' },
+  }).catch(async (error: unknown) => {
+    await Promise.all([sims.close(), db.drop()]);
+    throw error;
   });
   let first: Burst;
   let returning: Burst;

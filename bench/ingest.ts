@@ -86,7 +86,12 @@ async function startBridge(kind: DatabaseKind, sims: Simulators, dir: string, no
   const db = await freshDatabase(kind, `ingest_${kind}`);
   const bridgeDir = path.join(dir, `${kind}${nodeArgs ? '-profiled' : ''}`);
   mkdirSync(bridgeDir, { recursive: true });
-  const bridge = await startBridgeProcess({ databaseUrl: db.url, amoUrl: sims.amoUrl, partnerUrl: sims.partnerUrl, dir: bridgeDir, worker: false, nodeArgs });
+  const bridge = await startBridgeProcess({ databaseUrl: db.url, amoUrl: sims.amoUrl, partnerUrl: sims.partnerUrl, dir: bridgeDir, worker: false, nodeArgs }).catch(
+    async (error: unknown) => {
+      await db.drop();
+      throw error;
+    },
+  );
   return {
     key: kind,
     label: `bridge on ${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,

@@ -94,6 +94,9 @@ async function measure(kind: DatabaseKind, events: number, settleMs: number, sim
     compiledEntry,
     memoryProbe: true,
     nodeArgs,
+  }).catch(async (error: unknown) => {
+    await db.drop();
+    throw error;
   });
   try {
     await sleep(settleMs);
