@@ -150,6 +150,15 @@ describe('OAuth', () => {
     expect((await call(url, '/api/v4/account', { token })).status).toBe(401);
   });
 
+  it('accepts only the long-lived token staff issued last', async () => {
+    const { sim, url } = await start();
+    sim.setLongLivedToken('reissued-token');
+    expect((await call(url, '/api/v4/account')).status).toBe(401);
+    expect((await call(url, '/api/v4/account', { token: 'reissued-token' })).status).toBe(200);
+    sim.setLongLivedToken(undefined);
+    expect((await call(url, '/api/v4/account', { token: 'reissued-token' })).status).toBe(401);
+  });
+
   it('answers 401 problem+json without a bearer token', async () => {
     const { url } = await start();
     const res = await call(url, '/api/v4/leads', { token: null });

@@ -104,6 +104,11 @@ export interface AmoSimulator {
   issueTokenPair(): TokenPair;
   /** Makes the access tokens issued so far invalid (401) so clients must refresh. */
   revokeAccessTokens(): void;
+  /**
+   * Staff revoke the long-lived token and issue `token` instead (undefined: none at all):
+   * from now on only it is accepted.
+   */
+  setLongLivedToken(token: string | undefined): void;
   /** A contact a salesperson made in the UI. */
   createContactAsStaff(input: { firstName: string; lastName: string; phone?: string; detmirUserId?: string }): Contact;
   /** A deal a salesperson made in the UI (fires add_lead webhooks unless fire is false). */
@@ -223,6 +228,7 @@ export function createAmoSimulator(options: AmoSimulatorOptions = {}): AmoSimula
     issueAuthorizationCode: () => tokens.issueAuthorizationCode(),
     issueTokenPair: () => tokens.issuePair(),
     revokeAccessTokens: () => tokens.revokeAccessTokens(),
+    setLongLivedToken: (token) => tokens.setLongLivedToken(token),
 
     createContactAsStaff(input) {
       const write = checked('createContactAsStaff', (errors) =>

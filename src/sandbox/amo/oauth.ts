@@ -45,9 +45,14 @@ export class TokenStore {
   constructor(
     private readonly app: OAuthApp,
     private readonly accessTtlSec: number,
-    private readonly longLivedToken: string | undefined,
+    private longLivedToken: string | undefined,
     private readonly now: () => number,
   ) {}
+
+  /** The long-lived token accepted from now on (undefined: none); the previous one is refused. */
+  setLongLivedToken(value: string | undefined): void {
+    this.longLivedToken = value;
+  }
 
   issueAuthorizationCode(): string {
     const code = `def50200${token(48)}`;
