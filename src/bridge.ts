@@ -11,7 +11,7 @@ import { loadMappingsFile, MappingsError } from './mappings/load.js';
 import { fetchAccountCatalog } from './mappings/account-catalog.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
 import { PartnerClient } from './partner/client.js';
-import type { BackoffPolicy } from './queue/backoff.js';
+import { backoffDelay, type BackoffPolicy } from './queue/backoff.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
 import { orderSyncHandler } from './sync/order-sync.js';
@@ -34,7 +34,11 @@ export interface BridgeTuning {
   reconcileGatherMs?: number;
   /** PostgreSQL schema (tests isolate themselves). */
   dbSchema?: string;
+  /** Waits between attempts to resolve the mappings while amoCRM refuses or fails (default 2 s doubling to 60 s). */
+  resolveBackoff?: BackoffPolicy;
 }
+
+const RESOLVE_BACKOFF: BackoffPolicy = { baseMs: 2_000, maxMs: 60_000 };
 
 export interface Bridge {
   config: Config;
@@ -127,7 +131,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       } catch (error) {
         if (error instanceof MappingsError || stopping) throw error;
         logger.warn('mappings.resolve_failed', { attempt, error: String(error) });
-        await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** attempt)).unref());
+        await new Promise((r) => setTimeout(r, backoffDelay(attempt, tuning.resolveBackoff ?? RESOLVE_BACKOFF)).unref());
       }
     }
     logger.info('mappings.resolved', {

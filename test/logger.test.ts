@@ -1,23 +1,10 @@
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { describe, expect, it } from 'vitest';
-import { createLogger, maskPhone } from '../src/logger.js';
+import { maskPhone } from '../src/logger.js';
+import { captureLogs } from './support/logs.js';
 
 describe('logs', () => {
   it('never carry tokens or full phone numbers, however deep', () => {
-    const lines: string[] = [];
-    const logger = createLogger('info');
-    logger.clear();
-    logger.add(
-      new winston.transports.Stream({
-        stream: new Writable({
-          write(chunk, _enc, done) {
-            lines.push(String(chunk));
-            done();
-          },
-        }),
-      }),
-    );
+    const { logger, lines } = captureLogs('info');
     logger.info('order.intake.contact_created', {
       orderId: 'DM-1',
       phone: '+7 (916) 123-45-67',

@@ -6,19 +6,20 @@ import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 export async function testStack(
   kind: DatabaseKind,
   title: string,
-  options: Partial<Omit<StackOptions, 'databaseUrl' | 'logger'>> = {},
+  options: Partial<Omit<StackOptions, 'databaseUrl'>> = {},
 ): Promise<Stack> {
   const { url, schema } = await freshDatabaseUrl(kind, title);
   return startStack({
     databaseUrl: url,
-    logger: createTestLogger(),
     ...options,
+    logger: options.logger ?? createTestLogger(),
     tuning: {
       dbSchema: schema,
       settleMs: 300,
       reconcileGatherMs: 100,
       pollMs: 20,
       backoff: { baseMs: 50, maxMs: 500 },
+      resolveBackoff: { baseMs: 50, maxMs: 500 },
       amoMinRetryDelayMs: 20,
       amoTimeoutMs: 2000,
       partnerTimeoutMs: 2000,
