@@ -4,6 +4,8 @@ import { amoClientFromConfig } from './amo/from-config.js';
 import type { Config } from './config.js';
 import { connect, type Db } from './db/connect.js';
 import { migrate } from './db/migrate.js';
+import { startIdleProbe, type IdleProbe } from './health/idle-probe.js';
+import { ServiceHealth } from './health/service-health.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -36,6 +38,8 @@ export interface BridgeTuning {
   dbSchema?: string;
   /** Waits between attempts to resolve the mappings while amoCRM refuses or fails (default 2 s doubling to 60 s). */
   resolveBackoff?: BackoffPolicy;
+  /** A service idle this long gets one cheap read to keep its health current (default 60 s). */
+  healthProbeMs?: number;
 }
 
 const RESOLVE_BACKOFF: BackoffPolicy = { baseMs: 2_000, maxMs: 60_000 };
@@ -71,16 +75,25 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     if (freed > 0) logger.info('queue.leases_reclaimed', { jobs: freed });
   }
 
+  // What /readyz says of each service: fed by every call its client makes, never by /readyz.
+  const amoHealth = new ServiceHealth('amocrm', { logger, metrics });
+  const partnerHealth = new ServiceHealth('partner', { logger, metrics });
   const amo = amoClientFromConfig(
     config,
-    { db, logger, metrics },
+    { db, logger, metrics, health: amoHealth },
     { timeoutMs: tuning.amoTimeoutMs, minRetryDelayMs: tuning.amoMinRetryDelayMs },
   );
   const partner = new PartnerClient({
     baseUrl: config.PARTNER_API_URL,
     token: config.PARTNER_API_TOKEN,
     timeoutMs: tuning.partnerTimeoutMs,
+    metrics,
+    health: partnerHealth,
   });
+  const probeMs = tuning.healthProbeMs ?? 60_000;
+  // Company 1 is probed at once (nothing else calls it at start), amoCRM once the start-up
+  // reads are done: until then they are its probe.
+  const probes: IdleProbe[] = [startIdleProbe({ health: partnerHealth, probe: () => partner.probe(), intervalMs: probeMs, logger })];
   const file = loadMappingsFile(config.MAPPINGS_PATH);
 
   let mappings: Mappings | undefined;
@@ -106,16 +119,17 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       auth: { secret: config.WEBVIEW_JWT_SECRET, issuer: config.WEBVIEW_JWT_ISSUER, audience: config.WEBVIEW_JWT_AUDIENCE },
       sessionSecret: config.SESSION_SECRET,
     },
-    readiness: async () => {
-      const credentials = await amo.hasCredentials();
-      return {
-        ready: credentials && mappings !== undefined,
+    // Webhooks can be accepted once the mappings are resolved, and they stay resolved
+    // through later trouble with amoCRM; the services' states explain, they do not decide.
+    readiness: () =>
+      Promise.resolve({
+        ready: mappings !== undefined,
         checks: {
-          amocrm_token: credentials ? 'ok' : 'missing: run `amobridge oauth <code>` or set AMO_LONG_LIVED_TOKEN',
           mappings: mappings ? 'resolved' : 'not resolved yet',
+          amocrm: amoHealth.describe(),
+          partner: partnerHealth.describe(),
         },
-      };
-    },
+      }),
   });
 
   const ready = (async () => {
@@ -130,10 +144,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         break;
       } catch (error) {
         if (error instanceof MappingsError || stopping) throw error;
-        logger.warn('mappings.resolve_failed', { attempt, error: String(error) });
+        // A refusal was logged once, with its fix, by the health tracker: retrying it is
+        // no news. Other failures are worth a line per attempt.
+        if (amoHealth.state.kind === 'unauthorized') logger.debug('mappings.resolve_failed', { attempt, error: String(error) });
+        else logger.warn('mappings.resolve_failed', { attempt, error: String(error) });
         await new Promise((r) => setTimeout(r, backoffDelay(attempt, tuning.resolveBackoff ?? RESOLVE_BACKOFF)).unref());
       }
     }
+    if (!stopping) probes.push(startIdleProbe({ health: amoHealth, probe: () => amo.probe(), intervalMs: probeMs, logger }));
     logger.info('mappings.resolved', {
       pipelineId: mappings.pipeline.id,
       initialStatusId: mappings.initialStatus.id,
@@ -183,6 +201,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     },
     async stop() {
       stopping = true;
+      for (const probe of probes) probe.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
       await worker?.stop();
       await db.close();

@@ -30,8 +30,14 @@ export function createMetrics() {
     }),
     partnerRequests: new Counter({
       name: 'amobridge_partner_requests_total',
-      help: 'Company 1 API requests by endpoint and outcome',
+      help: 'Company 1 API requests by endpoint (method and path) and outcome (2xx, 4xx, 429, 5xx, timeout, network)',
       labelNames: ['endpoint', 'outcome'] as const,
+      registers: [registry],
+    }),
+    dependencyUp: new Gauge({
+      name: 'amobridge_dependency_up',
+      help: 'Whether an outside service (amocrm, partner) last answered and accepted our credentials (1) or not (0); /readyz says why',
+      labelNames: ['service'] as const,
       registers: [registry],
     }),
     webhooksReceived: new Counter({

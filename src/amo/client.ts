@@ -1,6 +1,7 @@
 import { Client } from 'amocrm-js';
 import type { z } from 'zod';
 import type { Db } from '../db/connect.js';
+import type { ServiceHealth } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { LongLivedToken, OAuthTokens, type AccessTokenProvider } from './auth.js';
@@ -45,6 +46,8 @@ export interface AmoClientOptions {
   metrics: Metrics;
   /** Replaces the limiter chosen for `db` (tests). */
   rateLimiter?: RateLimiter;
+  /** Told the outcome of every exchange and every refusal (readiness). */
+  health?: ServiceHealth;
 }
 
 /** amoCRM's page size ceiling for lists. */
@@ -84,6 +87,7 @@ export class AmoClient {
     private readonly oauth: OAuthTokens | undefined,
     private readonly logger: Logger,
     private readonly transport: AmoTransport,
+    private readonly connection: AmoConnection,
   ) {}
 
   static create(options: AmoClientOptions): AmoClient {
@@ -99,6 +103,7 @@ export class AmoClient {
       limiter,
       metrics,
       logger,
+      health: options.health,
     });
     const sdk = new Client({
       domain: options.subdomain,
@@ -127,9 +132,11 @@ export class AmoClient {
       retry,
       logger,
       isTokenExpired: () => oauth !== undefined && sdk.token.isExpired(),
+      authKind: auth.kind,
+      health: options.health,
     });
     installAdapter(sdk, connection, oauth);
-    return new AmoClient(sdk, oauth, logger, transport);
+    return new AmoClient(sdk, oauth, logger, transport, connection);
   }
 
   /** Destroys the keep-alive connections to amoCRM (shutdown): requests under way fail. */
@@ -146,6 +153,14 @@ export class AmoClient {
   /** A long-lived token is configured, or an OAuth pair is stored. */
   async hasCredentials(): Promise<boolean> {
     return this.oauth ? this.oauth.hasToken() : true;
+  }
+
+  /**
+   * One read of the account, not retried: a health probe (the same read as at start,
+   * through the same limiter and token handling, a 401 refresh included).
+   */
+  async probe(): Promise<void> {
+    await this.connection.send('GET', '/api/v4/account', undefined, undefined, { retries: 0, minDelayMs: 0 });
   }
 
   async getAccount(): Promise<{ id: number; subdomain: string; name: string }> {

@@ -2,9 +2,11 @@ import type { IConnection } from 'amocrm-js/dist/common/Connection.js';
 import { EventEmitter } from 'amocrm-js/dist/common/EventEmitter.js';
 import type { IAPIResponse, IRequestOptions } from 'amocrm-js/dist/interfaces/common.js';
 import qs from 'qs';
+import type { ServiceHealth } from '../health/service-health.js';
 import { HttpError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { AccessTokenProvider } from './auth.js';
+import { amoRefusalFix, type AmoAuthKind } from './health.js';
 import {
   AmoResponseError,
   encodeQuery,
@@ -23,6 +25,10 @@ export interface AmoConnectionOptions {
   logger: Logger;
   /** Whether the held token is past its expiry (amocrm-js asks this of a connection). */
   isTokenExpired: () => boolean;
+  /** Which credentials are configured: a refusal's fix names them. */
+  authKind: AmoAuthKind;
+  /** Told when a request ends in a refusal (the transport reports every exchange itself). */
+  health?: ServiceHealth;
 }
 
 /**
@@ -39,7 +45,9 @@ export interface AmoConnectionOptions {
  *    success decided by the status code;
  * 4. on a 401, gets one refreshed token and one more try;
  * 5. is retried by p-retry on 429, 5xx and transport failures, honouring Retry-After
- *    (a POST only when amoCRM certainly did not act on it: see `shouldRetry`).
+ *    (a POST only when amoCRM certainly did not act on it: see `shouldRetry`);
+ * 6. when it ends refused (no token, refresh refused, 401 after all), tells the health
+ *    tracker what to fix.
  *
  * `data` of the answer is the parsed JSON, or `{}` for an empty body (a 204), as
  * amocrm-js's JSONResponseParser gives it; `response.statusCode` tells them apart. The
@@ -71,11 +79,21 @@ export class AmoConnection extends EventEmitter implements IConnection {
     return { response: response.message, data: parsed as T };
   }
 
-  /** The same pipeline, answering the raw response. */
-  async send(method: string, url: string, data?: object, options?: IRequestOptions): Promise<AmoHttpResponse> {
+  /** The same pipeline, answering the raw response; `retry` replaces the client's policy (probes). */
+  async send(method: string, url: string, data?: object, options?: IRequestOptions, retry = this.options.retry): Promise<AmoHttpResponse> {
+    try {
+      return await this.attempts(method, url, data, options, retry);
+    } catch (error) {
+      const fix = amoRefusalFix(error, this.options.authKind);
+      if (fix) this.options.health?.record({ kind: 'unauthorized', fix });
+      throw error;
+    }
+  }
+
+  private attempts(method: string, url: string, data: object | undefined, options: IRequestOptions | undefined, retry: RetryPolicy): Promise<AmoHttpResponse> {
     const request = buildRequest(method, url, data, options);
     const endpoint = endpointOf(request.path);
-    const { auth, transport, retry, logger } = this.options;
+    const { auth, transport, logger } = this.options;
     let refreshed = false;
     return withRetries(
       async () => {

@@ -1,5 +1,6 @@
 import { type Config, amoBaseUrl } from '../config.js';
 import type { Db } from '../db/connect.js';
+import type { ServiceHealth } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { AmoClient } from './client.js';
@@ -7,7 +8,7 @@ import { AmoClient } from './client.js';
 /** The amoCRM client as the operator contract configures it (bridge and CLI alike). */
 export function amoClientFromConfig(
   config: Config,
-  deps: { db: Db; logger: Logger; metrics: Metrics },
+  deps: { db: Db; logger: Logger; metrics: Metrics; health?: ServiceHealth },
   tuning: { timeoutMs?: number; minRetryDelayMs?: number } = {},
 ): AmoClient {
   return AmoClient.create({
@@ -28,5 +29,6 @@ export function amoClientFromConfig(
     minRetryDelayMs: tuning.minRetryDelayMs,
     logger: deps.logger,
     metrics: deps.metrics,
+    health: deps.health,
   });
 }

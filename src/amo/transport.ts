@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import pRetry from 'p-retry';
 import qs from 'qs';
+import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import { outcomeOf, type Metrics } from '../metrics.js';
@@ -82,6 +83,8 @@ export interface AmoTransportOptions {
   limiter: RateLimiter;
   metrics: Metrics;
   logger: Logger;
+  /** Told the outcome of every exchange (reachability; refusals come from the request pipeline). */
+  health?: ServiceHealth;
 }
 
 const gunzip = promisify(zlib.gunzip);
@@ -95,6 +98,21 @@ const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOST
 export function endpointOf(path: string): string {
   const pathname = path.split('?')[0];
   return pathname.replace(/\/\d+(?=\/|$)/g, '/:id');
+}
+
+/**
+ * What one exchange says about amoCRM. A 401 or 403 from the API says nothing yet: with
+ * OAuth a 401 is first answered by a refresh, so the request pipeline, which knows how
+ * it ended, gives that verdict (see health.ts). Answers of the OAuth endpoint prove
+ * amoCRM is there, not that the API accepts us.
+ */
+export function exchangeSignal(path: string, outcome: number | AmoTransportError): HealthSignal | undefined {
+  if (typeof outcome !== 'number') return { kind: 'unreachable', reason: outcome.reason };
+  if (outcome >= 500) return { kind: 'unreachable', reason: `answered ${outcome}` };
+  if (path.startsWith('/oauth2/')) return { kind: 'reachable' };
+  if (outcome === 401 || outcome === 403) return undefined;
+  if (outcome === 408 || outcome === 429) return { kind: 'reachable' };
+  return { kind: 'ok' };
 }
 
 /** GET parameters in the PHP bracket style amoCRM reads: `filter[id][]=1&filter[id][]=2`. */
@@ -153,6 +171,7 @@ export class AmoTransport {
       stopTimer();
       const failure = this.classify(error, request.method, pathForErrors);
       metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(failure.kind) });
+      this.observe(endpoint, failure);
       this.options.logger.debug('amo.request.no_answer', { method: request.method, endpoint, reason: failure.reason });
       throw failure;
     }
@@ -161,6 +180,7 @@ export class AmoTransport {
     release();
     stopTimer();
     metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(response.status) });
+    this.observe(endpoint, response.status);
     this.options.logger.debug('amo.request', { method: request.method, endpoint, status: response.status });
     if (response.status < 200 || response.status > 299) {
       const retryAfter = response.message.headers['retry-after'];
@@ -174,6 +194,11 @@ export class AmoTransport {
       );
     }
     return response;
+  }
+
+  private observe(endpoint: string, outcome: number | AmoTransportError): void {
+    const signal = exchangeSignal(endpoint, outcome);
+    if (signal) this.options.health?.record(signal);
   }
 
   private classify(error: unknown, method: string, path: string): AmoTransportError {

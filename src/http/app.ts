@@ -16,7 +16,7 @@ export interface AppDeps {
   amoWebhookSecret: string;
   /** The configured amoCRM account; `id` once known. */
   amoAccount(): { id?: number; subdomain: string };
-  /** Readiness beyond the database: amoCRM token and mappings resolved. */
+  /** Readiness beyond the database: mappings resolved, and what each outside service last answered. */
   readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
   onWorkEnqueued(): void;
   /** How long amoCRM stage events wait to gather into one batch (default 2 s). */

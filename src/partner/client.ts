@@ -1,5 +1,7 @@
 import type { z } from 'zod';
+import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
+import { outcomeOf, type Metrics } from '../metrics.js';
 import {
   conflictSchema,
   orderListSchema,
@@ -28,6 +30,25 @@ export interface PartnerClientOptions {
   timeoutMs?: number;
   /** Injectable for tests; defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Counts every request in amobridge_partner_requests_total. */
+  metrics?: Metrics;
+  /** Told the outcome of every request (readiness). */
+  health?: ServiceHealth;
+}
+
+/** The user whose orders a health probe lists: reserved, so the answer is an empty list. */
+export const PROBE_USER_ID = 'amobridge-health-probe';
+
+/** What one answer (or none, with the reason) says about Company 1's health. */
+export function partnerSignal(outcome: number | 'timeout' | 'network', reason = ''): HealthSignal {
+  if (typeof outcome !== 'number') return { kind: 'unreachable', reason };
+  if (outcome >= 500) return { kind: 'unreachable', reason: `answered ${outcome}` };
+  if (outcome === 401 || outcome === 403) {
+    return { kind: 'unauthorized', fix: 'PARTNER_API_TOKEN was refused by Company 1: set the token Company 1 issued for the bridge' };
+  }
+  if (outcome === 408 || outcome === 429) return { kind: 'reachable' };
+  // Any other answer (a 404 or 409 included) got past Company 1's authentication.
+  return { kind: 'ok' };
 }
 
 /** A 2xx answer that is not what the contract promises. Retrying will not fix it. */
@@ -48,6 +69,8 @@ export class PartnerClient {
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly fetchFn: typeof fetch;
+  private readonly metrics: Metrics | undefined;
+  private readonly health: ServiceHealth | undefined;
 
   constructor(options: PartnerClientOptions) {
     // A trailing slash makes `new URL('orders', base)` keep any path prefix of the base.
@@ -56,32 +79,41 @@ export class PartnerClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     // Wrapped so a bare global fetch is never called with a foreign `this`.
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
+    this.metrics = options.metrics;
+    this.health = options.health;
   }
 
   getOrder(id: string): Promise<Order> {
-    return this.request('GET', `/orders/${encodeURIComponent(id)}`, orderSchema);
+    return this.request('GET', `/orders/${encodeURIComponent(id)}`, '/orders/:id', orderSchema);
   }
 
   async listOrders(userId: string): Promise<Order[]> {
     const query = new URLSearchParams({ userId }).toString();
-    const list = await this.request('GET', `/orders?${query}`, orderListSchema);
+    const list = await this.request('GET', `/orders?${query}`, '/orders', orderListSchema);
     return list.items;
   }
 
+  /** A harmless read (the orders of a reserved user) that tells whether Company 1 answers and accepts our token. */
+  async probe(): Promise<void> {
+    await this.listOrders(PROBE_USER_ID);
+  }
+
   createOrder(input: CreateOrderRequest, idempotencyKey: string): Promise<Order> {
-    return this.request('POST', '/orders', orderSchema, { body: input, idempotencyKey });
+    return this.request('POST', '/orders', '/orders', orderSchema, { body: input, idempotencyKey });
   }
 
   patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
-    return this.request('PATCH', `/orders/${encodeURIComponent(id)}`, orderSchema, {
+    return this.request('PATCH', `/orders/${encodeURIComponent(id)}`, '/orders/:id', orderSchema, {
       body: patch,
       idempotencyKey,
     });
   }
 
+  /** `route` is the path without ids or query, the metric's endpoint label after the method. */
   private async request<S extends z.ZodType>(
     method: string,
     path: string,
+    route: string,
     schema: S,
     options: { body?: unknown; idempotencyKey?: string } = {},
   ): Promise<z.infer<S>> {
@@ -113,8 +145,11 @@ export class PartnerClient {
       retryAfter = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
-      throw new TransportError('partner', method, path, describeTransportFailure(error, this.timeoutMs));
+      const failure = new TransportError('partner', method, path, describeTransportFailure(error, this.timeoutMs));
+      this.observe(method, route, isTimeout(error) ? 'timeout' : 'network', failure.reason);
+      throw failure;
     }
+    this.observe(method, route, status);
 
     if (status < 200 || status > 299) {
       throw new HttpError('partner', method, path, status, text, parseRetryAfter(retryAfter));
@@ -136,6 +171,11 @@ export class PartnerClient {
     }
     return parsed.data;
   }
+
+  private observe(method: string, route: string, outcome: number | 'timeout' | 'network', reason?: string): void {
+    this.metrics?.partnerRequests.inc({ endpoint: `${method} ${route}`, outcome: outcomeOf(outcome) });
+    this.health?.record(partnerSignal(outcome, reason));
+  }
 }
 
 /**
@@ -155,9 +195,13 @@ export function parseConflict(
   }
 }
 
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.name === 'TimeoutError';
+}
+
 function describeTransportFailure(error: unknown, timeoutMs: number): string {
   if (error instanceof Error) {
-    if (error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+    if (isTimeout(error)) return `no answer within ${timeoutMs} ms`;
     // undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`.
     const cause = (error as Error & { cause?: unknown }).cause;
     if (cause instanceof Error) return `${error.message}: ${cause.message}`;
