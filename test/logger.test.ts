@@ -1,26 +1,6 @@
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { describe, expect, it } from 'vitest';
-import { createLogger, maskPhone } from '../src/logger.js';
-
-/** A real logger (the production format) whose lines land in an array. */
-function capturingLogger() {
-  const lines: string[] = [];
-  const logger = createLogger('info');
-  logger.clear();
-  logger.add(
-    new winston.transports.Stream({
-      stream: new Writable({
-        write(chunk, _enc, done) {
-          lines.push(String(chunk));
-          done();
-        },
-      }),
-    }),
-  );
-  const last = () => JSON.parse(lines.at(-1)!) as Record<string, unknown>;
-  return { logger, lines, last };
-}
+import { maskPhone } from '../src/logger.js';
+import { capturingLogger } from './support/logs.js';
 
 describe('logs', () => {
   it('never carry tokens or full phone numbers, however deep', () => {

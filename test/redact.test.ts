@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { HttpError } from '../src/lib/http-error.js';
 import { EMAIL_MASK, REDACTED, redact, redactText, scrubBody } from '../src/lib/redact.js';
+import { parseConflict } from '../src/partner/client.js';
 
 describe('redactText', () => {
   it.each([
@@ -140,5 +142,18 @@ describe('scrubBody', () => {
     expect(scrubBody(text, 300)).not.toMatch(/903|555/);
     expect(scrubBody('<html>Ivan, +79035550101</html>')).toBe('<html>Ivan, ***0101</html>');
     expect(scrubBody('')).toBe('');
+  });
+});
+
+describe('HttpError', () => {
+  it('keeps the raw answer for its caller, and only a scrubbed excerpt where it is shown', () => {
+    const body = JSON.stringify({ error: 'transition not allowed', currentStatus: 'executed', customer: { firstName: 'Анна', phone: '+79035550101' } });
+    const error = new HttpError('partner', 'PATCH', '/orders/R-1', 409, body);
+    expect(parseConflict(error)).toEqual({ error: 'transition not allowed', currentStatus: 'executed' });
+    expect(error.message).toBe(`partner PATCH /orders/R-1 answered 409: ${error.excerpt}`);
+    for (const shown of [error.message, error.stack ?? '', JSON.stringify(error), JSON.stringify(redact(error))]) {
+      expect(shown).not.toMatch(/Анна|9035550101/);
+    }
+    expect(new HttpError('amocrm', 'GET', '/api/v4/leads', 503, '').message).toBe('amocrm GET /api/v4/leads answered 503');
   });
 });

@@ -2,11 +2,11 @@ import { createTestLogger } from '../../src/logger.js';
 import { type Stack, type StackOptions, startStack } from '../../src/sandbox/stack.js';
 import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 
-/** A whole stack on a fresh database of the given kind, tuned for fast tests. */
+/** A whole stack on a fresh database of the given kind, tuned for fast tests (and silent, unless given a logger). */
 export async function testStack(
   kind: DatabaseKind,
   title: string,
-  options: Partial<Omit<StackOptions, 'databaseUrl' | 'logger'>> = {},
+  options: Partial<Omit<StackOptions, 'databaseUrl'>> = {},
 ): Promise<Stack> {
   const { url, schema } = await freshDatabaseUrl(kind, title);
   return startStack({
