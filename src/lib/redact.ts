@@ -58,7 +58,7 @@ const TEXT_RULES: ReadonlyArray<readonly [RegExp, (match: string, ...groups: str
   [/"([^"\s]*phone[^"\s]*)"(\s*:\s*)"((?:[^"\\]|\\.)*)"/gi, (_m, key, colon, value) => `"${key}"${colon}"${maskPhone(value)}"`],
   // ?code=…&refresh_token=… in URLs and form bodies.
   [new RegExp(`(^|[?&;\\s])(${SECRET_FIELD_NAMES}|code)=[^&#\\s"']+`, 'gi'), (_m, lead, key) => `${lead}${key}=${REDACTED}`],
-  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, (_m, scheme) => `${scheme} ${REDACTED}`],
+  [/\bBearer\s+[A-Za-z0-9._~+/=-]+/g, () => `Bearer ${REDACTED}`],
   // JWTs (and their fragments): the header always starts {" → eyJ.
   [/\beyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2}/g, () => REDACTED],
   [/\bwhsec_[A-Za-z0-9+/=]+/g, () => `whsec_${REDACTED}`],
