@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AmoWebhookBody, parseAmoWebhookBody } from '../src/inbox/amo-webhook-body.js';
+import { AMO_WEBHOOK_MAX_LEADS, type AmoWebhookBody, countAmoWebhookBody, parseAmoWebhookBody } from '../src/inbox/amo-webhook-body.js';
 import { buildWebhookBody, type WebhookLead } from '../src/sandbox/amo/index.js';
 
 /** Form-encodes pairs as amoCRM does (brackets percent-encoded, spaces as '+'). */
@@ -162,5 +162,40 @@ describe('parseAmoWebhookBody', () => {
     if (!result.ok) throw new Error(result.error);
     expect(summary(result.body)).toEqual([['status', 4, undefined, undefined]]);
     expect(result.body.ignored.sort()).toEqual(['leads[note]', 'leads[responsible]']);
+  });
+});
+
+describe('countAmoWebhookBody', () => {
+  it.each([
+    ['encoded keys', form([['leads[status][0][id]', '1'], ['leads[status][1][id]', '2'], ['account[id]', '1']]), 3, 2],
+    ['bare brackets', 'leads[status][0][id]=1&leads[update][0][id]=2&account[id]=1', 3, 2],
+    ['one deal under two events counts once', 'leads[status][0][id]=7&leads[update][0][id]=7', 2, 1],
+    [
+      'ids of tags and custom fields are not leads',
+      form([
+        ['leads[status][0][id]', '7'],
+        ['leads[status][0][tags][0][id]', '499278'],
+        ['leads[status][0][custom_fields][0][id]', '932792'],
+      ]),
+      3,
+      1,
+    ],
+    ['events the bridge ignores', 'leads[responsible][0][id]=4&contacts[add][0][id]=5', 2, 0],
+    ['empty parts', '&&leads[status][0][id]=1&', 1, 1],
+    ['a malformed escape', 'leads%5Bstatus%5D%5B0%5D%5Bid%5D=%E0%A4%A&x=%', 2, 1],
+  ])('counts %s', (_name, text, parameters, leads) => {
+    expect(countAmoWebhookBody(text)).toEqual({ parameters, leads });
+  });
+
+  it(`refuses a body of more than ${AMO_WEBHOOK_MAX_LEADS} leads before parsing it`, () => {
+    const leads = (n: number) => Array.from({ length: n }, (_, i) => `leads[status][${i}][id]=${i + 1}`).join('&') + '&account[id]=1';
+    const ok = parseAmoWebhookBody(leads(AMO_WEBHOOK_MAX_LEADS));
+    expect(ok.ok && ok.body.events.length).toBe(AMO_WEBHOOK_MAX_LEADS);
+    expect(parseAmoWebhookBody(leads(AMO_WEBHOOK_MAX_LEADS + 1))).toEqual({
+      ok: false,
+      tooLarge: true,
+      error: `the body names ${AMO_WEBHOOK_MAX_LEADS + 1} leads; amoCRM bodies of at most ${AMO_WEBHOOK_MAX_LEADS} are taken`,
+    });
+    expect(parseAmoWebhookBody(`${'x=1&'.repeat(10_001)}account[id]=1`)).toMatchObject({ ok: false, tooLarge: true });
   });
 });

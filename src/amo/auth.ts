@@ -204,7 +204,7 @@ export class OAuthTokens implements AccessTokenProvider {
     } catch (error) {
       if (error instanceof HttpError && error.status >= 400 && error.status < 500 && error.status !== 429) {
         throw new AmoAuthError(
-          `amoCRM refused the ${grant.grant_type} grant (${error.status}): authorize the integration again. ${error.body.slice(0, 300)}`,
+          `amoCRM refused the ${grant.grant_type} grant (${error.status}): authorize the integration again. ${error.excerpt}`,
         );
       }
       throw error;

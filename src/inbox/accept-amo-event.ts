@@ -1,6 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import qs from 'qs';
 import type { Db } from '../db/connect.js';
+import type { Database } from '../db/schema.js';
 import { enqueue } from '../queue/enqueue.js';
 import type { AmoWebhookAccount, AmoWebhookEvent } from './amo-webhook-body.js';
 
@@ -13,6 +15,17 @@ export const DEAL_RECONCILE = 'deal.reconcile';
  * changes costs one GET /api/v4/leads per 50 deals, at the price of two seconds of latency.
  */
 export const RECONCILE_GATHER_MS = 2000;
+
+/**
+ * A compact event (no timestamp) repeated within this span is taken as the same event:
+ * a resent body adds no inbox row and no job. amoCRM's own retries come 5 minutes or more
+ * apart, so the window is about bodies sent twice on the way (a proxy, a replay, a flood).
+ * The price is a genuine A → B → A → B move of one deal inside the window, whose second
+ * A → B is dropped: harmless when the job of B → A runs after it (the reconcile reads the
+ * deal's current stage) or is still waiting; otherwise the periodic sweep of recently
+ * updated deals (SWEEP_INTERVAL) brings the order to B.
+ */
+export const AMO_REPEAT_WINDOW_MS = 60_000;
 
 export interface AcceptAmoEventsInput {
   /** How long the events wait to gather into one batch (default RECONCILE_GATHER_MS). */
@@ -61,14 +74,22 @@ export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now =
       for (const row of rows) if (row.deal_id !== null && !orderOfDeal.has(row.deal_id)) orderOfDeal.set(row.deal_id, row.order_id);
     }
 
+    const keys = new Map([...byDeal].map(([dealId, events]) => [dealId, dedupeKeys(dealId, events, now)]));
+    const repeated = await recentKeys(trx, [...keys.values()].flatMap((k) => (k.previous ? [k.previous] : [])), now);
+
     let accepted = 0;
     let duplicates = 0;
     for (const [dealId, events] of byDeal) {
+      const key = keys.get(dealId)!;
+      if (key.previous && repeated.has(key.previous)) {
+        duplicates++;
+        continue;
+      }
       const inbox = await trx
         .insertInto('inbox')
         .values({
           source: 'amocrm',
-          dedupe_key: dedupeKey(dealId, events, now),
+          dedupe_key: key.current,
           received_at: now,
           body: byDeal.size === 1 ? input.rawBody : excerpt(events, input.account),
         })
@@ -107,17 +128,37 @@ function hasTimestamp(fragment: Record<string, unknown>): boolean {
 }
 
 /**
+ * A deal's inbox key, and for a compact event the key it had in the time bucket before.
+ *
  * A full-shape fragment carries the lead's modification time (`last_modified`,
  * `updated_at`), so the same fragment again is a redelivery (amoCRM retries after 5 min,
  * 15 min, …, sometimes after a 2xx it did not see in time) and its digest absorbs it.
  * A compact fragment (`id`, `status_id`, `pipeline_id`, `old_*`) has no time: the same
- * fragment may be a genuine second move (A → B, back, → B again), so it is never dropped;
- * job coalescing and the idempotent reconcile make the extra row cheap.
+ * fragment is one event only within AMO_REPEAT_WINDOW_MS, so its key carries the window's
+ * time bucket. The same digest in the bucket before, received within the window, is a
+ * repeat too (`previous`): the window is exact, not cut at bucket edges.
  */
-function dedupeKey(dealId: number, events: readonly AmoWebhookEvent[], now: number): string {
-  if (!events.some((e) => hasTimestamp(e.fragment))) return `amocrm:${dealId}:${now}:${randomUUID()}`;
+function dedupeKeys(dealId: number, events: readonly AmoWebhookEvent[], now: number): { current: string; previous?: string } {
   const canonical = canonicalJson({ dealId, events: events.map((e) => ({ event: e.event, fragment: e.fragment })) });
-  return `amocrm:${createHash('sha256').update(canonical).digest('hex')}`;
+  const digest = createHash('sha256').update(canonical).digest('hex');
+  if (events.some((e) => hasTimestamp(e.fragment))) return { current: `amocrm:${digest}` };
+  const bucket = Math.floor(now / AMO_REPEAT_WINDOW_MS);
+  return { current: `amocrm:${digest}:${bucket}`, previous: `amocrm:${digest}:${bucket - 1}` };
+}
+
+/** Which of these inbox keys were received within the repeat window. */
+async function recentKeys(trx: Transaction<Database>, keys: string[], now: number): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < keys.length; i += LOOKUP_CHUNK) {
+    const rows = await trx
+      .selectFrom('inbox')
+      .select('dedupe_key')
+      .where('dedupe_key', 'in', keys.slice(i, i + LOOKUP_CHUNK))
+      .where('received_at', '>', now - AMO_REPEAT_WINDOW_MS)
+      .execute();
+    for (const row of rows) found.add(row.dedupe_key);
+  }
+  return found;
 }
 
 /** JSON with object keys sorted at every level: amoCRM promises no key order. */

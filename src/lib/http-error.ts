@@ -1,19 +1,33 @@
+import { scrubBody } from './redact.js';
+
 /**
  * An HTTP answer other than 2xx from a service we call (amoCRM or Company 1),
  * classified once: 408, 409, 429, 5xx and transport failures are worth retrying;
  * any other 4xx is permanent and goes to the dead letter with its reason.
  */
 export class HttpError extends Error {
+  /**
+   * The raw answer, for callers that parse it (a 409's currentStatus). Not enumerable, so
+   * no serializer picks it up: it may echo a customer. What reaches logs and
+   * jobs.last_error is `excerpt`, in the message.
+   */
+  declare readonly body: string;
+  /** The first 300 characters of the answer with personal data and secrets removed (src/lib/redact.ts). */
+  readonly excerpt: string;
+
   constructor(
     readonly service: 'amocrm' | 'partner',
     readonly method: string,
     readonly path: string,
     readonly status: number,
-    readonly body: string,
+    body: string,
     /** Milliseconds the server asked us to wait (Retry-After), if it said. */
     readonly retryAfterMs?: number,
   ) {
-    super(`${service} ${method} ${path} answered ${status}${body ? `: ${body.slice(0, 300)}` : ''}`);
+    const excerpt = scrubBody(body, 300);
+    super(`${service} ${method} ${path} answered ${status}${excerpt ? `: ${excerpt}` : ''}`);
+    Object.defineProperty(this, 'body', { value: body, enumerable: false });
+    this.excerpt = excerpt;
     this.name = 'HttpError';
   }
 

@@ -18,9 +18,9 @@ import {
  *
  * It never retries: the job queue owns retries (with backoff and the dead letter), and a
  * retry here would multiply attempts and hide failures from it. Errors are classified
- * for the queue: HttpError (non-2xx, body kept raw so a 409 can be parsed by the
- * caller), TransportError (no answer at all), PartnerResponseError (2xx that breaks
- * the contract; permanent, a person must look).
+ * for the queue: HttpError (non-2xx; body kept raw so a 409 can be parsed by the
+ * caller, its message carrying only a scrubbed excerpt), TransportError (no answer at
+ * all), PartnerResponseError (2xx that breaks the contract; permanent, a person must look).
  */
 
 export interface PartnerClientOptions {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Job } from '../db/schema.js';
 import { isRetryable } from '../lib/http-error.js';
+import { redactText } from '../lib/redact.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
@@ -205,7 +206,8 @@ export class Worker {
       return;
     }
     const error = result.error;
-    const message = error instanceof Error ? error.message : String(error);
+    // Peer answers are scrubbed where they are caught (HttpError); this catches the rest.
+    const message = redactText(error instanceof Error ? error.message : String(error));
     const retryAfterMs =
       typeof error === 'object' && error !== null && 'retryAfterMs' in error && typeof error.retryAfterMs === 'number'
         ? error.retryAfterMs

@@ -9,6 +9,8 @@ export interface CapturedLogs {
   lines: string[];
   /** The parsed events, e.g. `{ level: 'error', message: 'amocrm.unauthorized', … }`. */
   events(): Array<Record<string, unknown>>;
+  /** The last event written. */
+  last(): Record<string, unknown>;
 }
 
 /** A logger whose lines tests can read back instead of the console. */
@@ -30,5 +32,6 @@ export function captureLogs(level = 'info'): CapturedLogs {
     logger,
     lines,
     events: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
+    last: () => JSON.parse(lines.at(-1)!) as Record<string, unknown>,
   };
 }

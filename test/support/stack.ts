@@ -2,7 +2,7 @@ import { createTestLogger } from '../../src/logger.js';
 import { type Stack, type StackOptions, startStack } from '../../src/sandbox/stack.js';
 import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 
-/** A whole stack on a fresh database of the given kind, tuned for fast tests. */
+/** A whole stack on a fresh database of the given kind, tuned for fast tests (and silent, unless given a logger). */
 export async function testStack(
   kind: DatabaseKind,
   title: string,

@@ -90,6 +90,7 @@ export function amoWebhookRouter(deps: AmoWebhookDeps): Router {
   async function handle(req: Request, res: Response): Promise<void> {
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     const parsed = parseAmoWebhookBody(raw);
+    if (!parsed.ok && parsed.tooLarge) return reject(res, 413, 'Payload Too Large', parsed.error);
     if (!parsed.ok) return reject(res, 400, 'Invalid amoCRM webhook', parsed.error);
     const { account, events, ignored } = parsed.body;
     const dealIds = [...new Set(events.map((e) => e.dealId))];

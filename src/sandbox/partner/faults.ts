@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
+import type { Order } from '../../partner/schema.js';
 
 /** Knobs a test turns to see how the bridge copes with a misbehaving Company 1. */
 export interface PartnerFaults {
@@ -11,6 +12,12 @@ export interface PartnerFaults {
   outage: boolean;
   /** Requests are accepted and never answered (the client must time out). */
   hang: boolean;
+  /**
+   * Every write (POST, PATCH) is refused with this status and an answer that echoes the
+   * order, customer and all, as order systems often do: what the bridge keeps of such
+   * an answer (logs, jobs.last_error) must not keep the customer. Null: off.
+   */
+  refuseWrites: 409 | 422 | null;
 }
 
 export interface RecordedRequest {
@@ -29,7 +36,7 @@ export interface PartnerStats {
 }
 
 export function createFaults(): PartnerFaults {
-  return { latencyMs: 0, errorRate: 0, outage: false, hang: false };
+  return { latencyMs: 0, errorRate: 0, outage: false, hang: false, refuseWrites: null };
 }
 
 export function createStats(): PartnerStats {
@@ -72,9 +79,12 @@ export function recordRequests(stats: PartnerStats): RequestHandler {
   };
 }
 
-/** Applied before authentication and handlers, so a faulted request changes nothing. */
-export function injectFaults(faults: PartnerFaults): RequestHandler {
-  return async (_req, res, next) => {
+/**
+ * Applied before authentication and handlers, so a faulted request changes nothing.
+ * `orderOf` finds a stored order for the echo of a refused PATCH.
+ */
+export function injectFaults(faults: PartnerFaults, orderOf: (id: string) => Order | undefined): RequestHandler {
+  return async (req, res, next) => {
     if (faults.latencyMs > 0) await delay(faults.latencyMs);
     if (faults.hang) return; // never answered; close() drops the connection
     if (faults.outage) {
@@ -83,6 +93,13 @@ export function injectFaults(faults: PartnerFaults): RequestHandler {
     }
     if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
       res.status(500).json({ error: 'internal error (simulated)' });
+      return;
+    }
+    if (faults.refuseWrites !== null && (req.method === 'POST' || req.method === 'PATCH')) {
+      const id = /^\/orders\/([^/]+)$/.exec(req.path)?.[1];
+      const order = (id !== undefined ? orderOf(decodeURIComponent(id)) : undefined) ?? (req.body as unknown);
+      const echo = { error: 'order refused (simulated)', ...(order && typeof order === 'object' && 'status' in order ? { currentStatus: order.status } : {}), order };
+      res.status(faults.refuseWrites).json(echo);
       return;
     }
     next();

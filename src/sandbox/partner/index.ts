@@ -81,7 +81,7 @@ export function createPartnerSimulator(options: PartnerSimulatorOptions = {}): P
   app.set('etag', false); // every GET answers the current state; no 304 surprises for clients
   app.use(recordRequests(stats));
   app.use(express.json({ limit: '100kb' }));
-  app.use(injectFaults(faults));
+  app.use(injectFaults(faults, (id) => book.get(id)));
   app.use(requireBearer(options.apiToken ?? DEFAULT_PARTNER_API_TOKEN));
   app.use(
     ordersRouter({
