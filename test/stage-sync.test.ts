@@ -59,7 +59,8 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
         ['Payment received', { paid: true }],
         ['Submit Subscription Status', { subscriptionStatus: 'active' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'active' }] }] }],
         ['Another lesson has passed', { subscriptionStatus: 'renewed' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'renewed' }] }] }],
-        ['Closed - won', {}],
+        // Success closes the order: from stage 2 on Company 1 no longer does it itself.
+        ['Closed - won', { status: 'executed' }],
       ];
       for (const [stage, expected, opts] of steps) {
         const before = { ...current() };
@@ -91,6 +92,22 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
       { status: 'in_work', cost: 9900, paid: true, additionalInfo: order.additionalInfo },
     ]);
     expect(stack.partner.orders.get(order.id)).toMatchObject({ status: 'in_work', cost: 9900, paid: true });
+  });
+
+  it('a deal won straight from New lead walks the order approved → in_work → executed, with cost and paid', async () => {
+    stack = await testStack(kind, `stage-won-jump-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'won-jumper');
+    await stack.amo.moveLead(dealId, { statusName: 'Closed - won' }, { price: 15_000 });
+    await settled(stack);
+    const sent = patches(stack, order.id).slice(-3).map((r) => r.body);
+    expect(sent).toEqual([
+      { status: 'approved', additionalInfo: order.additionalInfo },
+      { status: 'in_work', additionalInfo: order.additionalInfo },
+      { status: 'executed', cost: 15_000, paid: true, additionalInfo: order.additionalInfo },
+    ]);
+    expect(stack.partner.orders.get(order.id)).toMatchObject({ status: 'executed', cost: 15_000, paid: true, additionalInfo: order.additionalInfo });
+    expect(await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', '=', 'dead').execute()).toEqual([]);
   });
 
   it('the same webhook twice, and webhooks in reverse order, end in the same state with no extra calls', async () => {

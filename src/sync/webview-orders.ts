@@ -9,7 +9,8 @@ import type { MappingsFile } from '../mappings/schema.js';
 import { type Customer, type Order, type OrderStatus, orderSchema } from '../partner/schema.js';
 import { desiredAdditionalInfo } from './additional-info.js';
 import type { PartnerPort } from './ports.js';
-import { saveSnapshot } from './reconcile.js';
+import { enqueue } from '../queue/enqueue.js';
+import { saveSnapshot, writeSnapshot } from './reconcile.js';
 
 /**
  * Stage 3, the domain side of the webview: a signed-in user's orders, read from Company 1
@@ -390,7 +391,15 @@ export async function cancelWebviewOrder(deps: WebviewOrdersDeps, userId: string
     }
     throw error;
   }
-  if (row) await saveSnapshot(deps.db, updated);
+  if (row) {
+    // The order.sync job tells the deal (the reverse table's note and move), as an
+    // order.updated webhook from Company 1 would.
+    await deps.db.kysely.transaction().execute(async (trx) => {
+      await writeSnapshot(trx, updated);
+      await enqueue(trx, { kind: ORDER_SYNC, key: `order:${orderId}`, payload: { orderId } });
+    });
+    deps.onWorkEnqueued();
+  }
   deps.logger.info('webview.order.cancelled', { userId, orderId, from: order.status, dealId: row?.deal_id ?? null });
   return { type: 'cancelled', order: updated };
 }
