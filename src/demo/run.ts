@@ -169,6 +169,8 @@ async function stageTwo(stack: Stack, orders: Order[], write: (line: string) => 
     write(`  order     ${order.id}: ${orderChange(before, after)}${sent > 1 ? ` (${sent} PATCHes, through the allowed transitions)` : ''}`);
   }
   printOrders(stack, orders, write);
+  // The manager's last call leaves the simulator's one-second window before the bridge's next burst.
+  await sleep(lastMove + 1000 - Date.now());
 }
 
 async function stageThree(demo: Demo, write: (line: string) => void): Promise<void> {
