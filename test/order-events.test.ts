@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
+import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
 import { hiddenField, partnerOrdersOf, signWebviewToken } from './support/webview.js';
 
@@ -14,12 +15,6 @@ import { hiddenField, partnerOrdersOf, signWebviewToken } from './support/webvie
 
 const CANCELLED_NOTE = 'Клиент отменил заказ';
 const REJECTED_NOTE = 'Компания 1 отклонила заказ';
-
-async function linkedOrder(stack: Stack, userId: string): Promise<{ order: Order; dealId: number }> {
-  const created = await stack.partner.createOrderAsUser({ userId, customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' } });
-  const order = await waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
-  return { order, dealId: order.additionalInfo!.externalId };
-}
 
 /** Every job finished and no webhook delivery under way; then a moment more, for anything a loop would start. */
 async function settled(stack: Stack) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Mappings } from '../src/mappings/resolve.js';
 import type { Order, OrderStatus } from '../src/partner/schema.js';
 import { type DealUpdateFacts, type DealUpdateKind, orderEventOf, planDealUpdates } from '../src/sync/order-events.js';
+import { anOrder } from './support/orders.js';
 
 const REFUSAL = { name: 'Refusal', statusId: 143, pipelineId: 100 };
 const events: Mappings['orderEvents'] = {
@@ -11,19 +12,8 @@ const events: Mappings['orderEvents'] = {
 };
 const toRefusal = { statusId: 143, pipelineId: 100 };
 
-const order = (status: OrderStatus, closedByDetmir = false): Order => ({
-  id: 'DM-1',
-  userId: 'u1',
-  serviceId: 'trial-lesson',
-  status,
-  cost: null,
-  paid: false,
-  subscriptionStatus: null,
-  customer: { firstName: 'A', lastName: 'B', phone: '+70000000000' },
-  additionalInfo: { contactId: 1, externalId: 2, closedByDetmir },
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-});
+const order = (status: OrderStatus, closedByDetmir = false): Order =>
+  anOrder(status, { additionalInfo: { contactId: 1, externalId: 2, closedByDetmir } });
 
 const facts = (o: Order, extra: Partial<DealUpdateFacts> = {}): DealUpdateFacts => ({
   order: o,

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MappingsError, parseMappings } from '../src/mappings/load.js';
 import { type AccountCatalog, resolveMappings } from '../src/mappings/resolve.js';
-import type { Order, OrderStatus } from '../src/partner/schema.js';
 import { type DealState, planOrderUpdate, statusPath } from '../src/sync/plan-order-update.js';
+import { anOrder as order } from './support/orders.js';
 
 const PIPELINE = 100;
 const names = [
@@ -41,20 +41,6 @@ const yaml = readFileSync('mappings/default.yaml', 'utf8');
 const mappings = resolveMappings(parseMappings(yaml), catalog);
 const stage = (name: string) => 1000 + names.indexOf(name);
 
-const order = (status: OrderStatus, extra: Partial<Order> = {}): Order => ({
-  id: 'DM-1',
-  userId: 'u1',
-  serviceId: 'trial-lesson',
-  status,
-  cost: null,
-  paid: false,
-  subscriptionStatus: null,
-  customer: { firstName: 'A', lastName: 'B', phone: '+70000000000' },
-  additionalInfo: null,
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-  ...extra,
-});
 const deal = (statusId: number, extra: Partial<DealState> = {}): DealState => ({
   id: 7,
   pipelineId: PIPELINE,

@@ -4,18 +4,10 @@ import { RECONCILE_GATHER_MS } from '../src/inbox/accept-amo-event.js';
 import { buildWebhookBody, webhookLeadOf } from '../src/sandbox/amo/index.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
+import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
 
 const SUBSCRIPTION_FIELD = 'Subscription status';
-
-async function linkedOrder(stack: Stack, userId: string): Promise<{ order: Order; dealId: number }> {
-  const created = await stack.partner.createOrderAsUser({
-    userId,
-    customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
-  });
-  const order = await waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
-  return { order, dealId: order.additionalInfo!.externalId };
-}
 
 /** Every job finished: the bridge has done all it will do for what it was told. */
 async function settled(stack: Stack) {
