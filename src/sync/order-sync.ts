@@ -9,6 +9,7 @@ import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js'
 import { intakeOrders, mapLimited } from './intake.js';
 import { type DealUpdate, type DealUpdateKind, planDealUpdates } from './order-events.js';
 import type { AmoPort, PartnerPort } from './ports.js';
+import { webviewCommentOf } from './webview-orders.js';
 import { saveSnapshot } from './reconcile.js';
 
 export interface OrderSyncDeps {
@@ -89,16 +90,14 @@ async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { con
 async function updateDeal(deps: OrderSyncDeps, row: OrderRow, dealId: number): Promise<void> {
   const { db } = deps;
   const order = orderSchema.parse(JSON.parse(row.snapshot));
-  const [done, created] = await Promise.all([
+  const [done, comment] = await Promise.all([
     db.kysely.selectFrom('deal_updates').selectAll().where('order_id', '=', row.order_id).execute(),
-    row.origin === 'webview'
-      ? db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', row.order_id).orderBy('started_at').executeTakeFirst()
-      : undefined,
+    row.origin === 'webview' ? webviewCommentOf(db, row.order_id) : null,
   ]);
   const updates = planDealUpdates(deps.mappings.orderEvents, {
     order,
     statusSetByBridge: orderStatusSchema.safeParse(row.status_by_bridge).data ?? null,
-    comment: created?.comment ?? null,
+    comment,
     applied: new Map(done.map((d) => [d.kind as DealUpdateKind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
   });
   const fields = { orderId: row.order_id, dealId };

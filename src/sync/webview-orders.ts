@@ -296,8 +296,8 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
   }
   if (order.userId !== userId) return undefined;
 
-  const [created, jobs, reports] = await Promise.all([
-    db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', orderId).orderBy('started_at').executeTakeFirst(),
+  const [comment, jobs, reports] = await Promise.all([
+    webviewCommentOf(db, orderId),
     db.kysely
       .selectFrom('jobs')
       .select(['kind', 'updated_at', 'inbox_id'])
@@ -312,7 +312,7 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
     summary: summarize(deps.mappings, order, row),
     order,
     live,
-    comment: created?.comment ?? null,
+    comment,
     timeline: buildTimeline({
       order,
       row,
@@ -321,6 +321,12 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
     }),
     cancellable: live && canCancel(deps.mappings, order.status),
   };
+}
+
+/** The comment the user typed when creating the order in the webview, if any. */
+export async function webviewCommentOf(db: Db, orderId: string): Promise<string | null> {
+  const created = await db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', orderId).orderBy('started_at').executeTakeFirst();
+  return created?.comment ?? null;
 }
 
 /** Company 1's webhooks about the order, from the inbox rows its jobs were enqueued with. */
