@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { DialectName } from '../connect.js';
 
 /**
@@ -18,6 +18,11 @@ export async function up(db: Kysely<unknown>, _dialect: DialectName): Promise<vo
     .addColumn('moved_at', 'bigint')
     .addPrimaryKeyConstraint('deal_updates_pkey', ['order_id', 'kind'])
     .execute();
+  // Orders Company 1 closed before this table existed were noted then (closed_by_partner).
+  await sql`
+    insert into deal_updates (order_id, kind, deal_id, noted_at, moved_at)
+    select order_id, 'executedByPartner', deal_id, updated_at, null from orders
+    where closed_by_partner = 1 and deal_id is not null`.execute(db);
 
   // Written before the reconcile's status PATCH is sent (an intent): a crash between the
   // PATCH and its record still leaves the order's new status known as the bridge's.
