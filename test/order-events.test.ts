@@ -121,6 +121,25 @@ describe.each(DATABASES)('order events reach the deal on %s', (kind) => {
     expect((await jobs(stack)).filter((j) => j.status !== 'done')).toEqual([]);
   });
 
+  it('amoCRM down when the news arrives: the job retries, and the deal gets the note and the move once', async () => {
+    stack = await testStack(kind, `events-outage-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'outage-user');
+    await settled(stack);
+    stack.amo.faults.outage = true;
+    await changedByCompany1(stack, order.id, 'cancelled');
+    await waitFor('a failed attempt', async () => {
+      const failed = await stack!.bridge.db.kysely.selectFrom('jobs').select('id').where('kind', '=', 'order.sync').where('last_error', 'is not', null).execute();
+      return failed.length > 0;
+    });
+    expect(notesOf(stack, dealId)).toEqual([]);
+    stack.amo.faults.outage = false;
+    await waitFor('the deal to move', () => stack!.amo.state.leads.get(dealId)!.status_id === 143);
+    await settled(stack);
+    expect(notesOf(stack, dealId)).toEqual([CANCELLED_NOTE]);
+    expect((await jobs(stack)).filter((j) => j.status !== 'done')).toEqual([]);
+  });
+
   it('Company 1 rejects the order: "Компания 1 отклонила заказ" and a move to Refusal, no PATCH, no dead letter', async () => {
     stack = await testStack(kind, `events-rejected-${kind}`);
     await stack.bridge.ready;
