@@ -163,8 +163,8 @@ export interface WebviewOrdersTable {
  */
 export interface DealUpdatesTable {
   order_id: string;
-  /** 'cancelled' | 'executedByPartner' | 'rejectedByPartner' | 'comment' */
-  kind: string;
+  /** An order event of the reverse table, or the user's comment. */
+  kind: 'cancelled' | 'executedByPartner' | 'rejectedByPartner' | 'comment';
   deal_id: number;
   noted_at: number | null;
   moved_at: number | null;

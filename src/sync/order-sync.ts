@@ -7,7 +7,7 @@ import { type Order, orderSchema, orderStatusSchema } from '../partner/schema.js
 import type { JobHandler, JobResult } from '../queue/worker.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { intakeOrders, mapLimited } from './intake.js';
-import { type DealUpdate, type DealUpdateKind, planDealUpdates } from './order-events.js';
+import { type DealUpdate, planDealUpdates } from './order-events.js';
 import type { AmoPort, PartnerPort } from './ports.js';
 import { webviewCommentOf } from './webview-orders.js';
 import { saveSnapshot } from './reconcile.js';
@@ -98,7 +98,7 @@ async function updateDeal(deps: OrderSyncDeps, row: OrderRow, dealId: number): P
     order,
     statusSetByBridge: orderStatusSchema.safeParse(row.status_by_bridge).data ?? null,
     comment,
-    applied: new Map(done.map((d) => [d.kind as DealUpdateKind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
+    applied: new Map(done.map((d) => [d.kind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
   });
   const fields = { orderId: row.order_id, dealId };
 
