@@ -48,6 +48,9 @@ describe('amobridge CLI', () => {
     expect(stdout).toMatch(/Confirmed VU\s+\d+\s+status = in_work/);
     expect(stdout).toMatch(/Refusal \[Closed - lost\]\s+143\s+status = rejected/);
     expect(stdout).toMatch(/Lesson Passed\s+\d+\s+\(no change\)/);
+    expect(stdout).toMatch(/Success \[Closed - won\]\s+142\s+status = executed/);
+    expect(stdout).toMatch(/cancelled\s+note "Клиент отменил заказ", moved to "Refusal" \(143\)/);
+    expect(stdout).toMatch(/executedByPartner\s+note "Компания 1 закрыла заказ как выполненный"\n/);
   });
 
   it('mappings check names a misspelt stage and lists the valid ones', async () => {
@@ -55,6 +58,13 @@ describe('amobridge CLI', () => {
     const { code, stderr } = await cli(['mappings', 'check'], { MAPPINGS_PATH: file });
     expect(code).toBe(2);
     expect(stderr).toMatch(/stage "Confirmed UV" does not exist in pipeline "Company 2"; stages: .*"Confirmed VU"/);
+  });
+
+  it('mappings check names a reverse-table stage that does not exist', async () => {
+    const file = editedMappings((y) => y.replace('"Компания 1 отклонила заказ", moveTo: Refusal', '"Компания 1 отклонила заказ", moveTo: Rejected'));
+    const { code, stderr } = await cli(['mappings', 'check'], { MAPPINGS_PATH: file });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/orderEvents\.rejectedByPartner\.moveTo: stage "Rejected" does not exist in pipeline "Company 2"/);
   });
 
   it('webhooks register subscribes the bridge to status and update events', async () => {

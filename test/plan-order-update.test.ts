@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MappingsError, parseMappings } from '../src/mappings/load.js';
 import { type AccountCatalog, resolveMappings } from '../src/mappings/resolve.js';
-import type { Order, OrderStatus } from '../src/partner/schema.js';
 import { type DealState, planOrderUpdate, statusPath } from '../src/sync/plan-order-update.js';
+import { anOrder as order } from './support/orders.js';
 
 const PIPELINE = 100;
 const names = [
@@ -41,20 +41,6 @@ const yaml = readFileSync('mappings/default.yaml', 'utf8');
 const mappings = resolveMappings(parseMappings(yaml), catalog);
 const stage = (name: string) => 1000 + names.indexOf(name);
 
-const order = (status: OrderStatus, extra: Partial<Order> = {}): Order => ({
-  id: 'DM-1',
-  userId: 'u1',
-  serviceId: 'trial-lesson',
-  status,
-  cost: null,
-  paid: false,
-  subscriptionStatus: null,
-  customer: { firstName: 'A', lastName: 'B', phone: '+70000000000' },
-  additionalInfo: null,
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-  ...extra,
-});
 const deal = (statusId: number, extra: Partial<DealState> = {}): DealState => ({
   id: 7,
   pipelineId: PIPELINE,
@@ -89,9 +75,10 @@ describe('the stage table, row by row', () => {
     ).toEqual({ type: 'update', steps: [{ subscriptionStatus: 'active' }] });
   });
 
-  it('Success changes nothing by default', () => {
+  it('Success closes the order: executed', () => {
     const done = order('in_work', { cost: 4500, paid: true, subscriptionStatus: 'active' });
-    expect(planOrderUpdate(mappings, deal(142), done)).toEqual({ type: 'nothing' });
+    expect(planOrderUpdate(mappings, deal(142), done)).toEqual({ type: 'update', steps: [{ status: 'executed' }] });
+    expect(planOrderUpdate(mappings, deal(142), { ...done, status: 'executed' })).toEqual({ type: 'nothing' });
   });
 
   it('Refusal rejects, and only rejects', () => {
@@ -145,15 +132,47 @@ describe('reconciling from the current stage', () => {
     expect(statusPath(t, 'approved', 'approved')).toEqual([]);
   });
 
-  it('a table that maps Success to executed walks the order there', () => {
-    const edited = resolveMappings(
-      parseMappings(yaml.replace('  - stage: Success\n    id: 142\n', '  - stage: Success\n    id: 142\n    set: { status: executed }\n')),
-      catalog,
-    );
-    expect(planOrderUpdate(edited, deal(142), order('approved', { cost: 4500, paid: true, subscriptionStatus: 'active' }))).toEqual({
+  it('a deal won from a stage that skipped the rest walks the order through in_work to executed', () => {
+    expect(planOrderUpdate(mappings, deal(142), order('approved', { cost: 4500, paid: true, subscriptionStatus: 'active' }))).toEqual({
       type: 'update',
       steps: [{ status: 'in_work' }, { status: 'executed' }],
     });
+  });
+
+  it('a deal won straight from New lead gets every effect on the way, closing last', () => {
+    expect(planOrderUpdate(mappings, deal(142), order('on_approval'))).toEqual({
+      type: 'update',
+      steps: [{ status: 'approved' }, { status: 'in_work' }, { status: 'executed', cost: 4500, paid: true, subscriptionStatus: 'active' }],
+    });
+  });
+});
+
+describe('the webhook for a move the reverse table made', () => {
+  const edited = (edit: (y: string) => string) => resolveMappings(parseMappings(edit(yaml)), catalog);
+
+  it.each([
+    ['a cancelled order, its deal moved to Refusal', deal(143), order('cancelled'), { type: 'nothing' }],
+    ['a rejected order, its deal moved to Refusal', deal(143), order('rejected'), { type: 'nothing' }],
+  ] as const)('%s: in step, nothing to send', (_name, d, o, plan) => {
+    expect(planOrderUpdate(mappings, d, o)).toEqual(plan);
+  });
+
+  it.each([
+    ['Recorded for trial', stage('Recorded for trial')],
+    ['Success', 142],
+  ])('a cancelled order whose deal a manager then moved to %s is still a divergence', (_name, statusId) => {
+    expect(planOrderUpdate(mappings, deal(statusId), order('cancelled')).type).toBe('unreachable');
+  });
+
+  it('a table whose cancel moves nowhere leaves a cancelled order in a lost deal a divergence', () => {
+    const noMove = edited((y) => y.replace('cancelled: { note: "Клиент отменил заказ", moveTo: Refusal }', 'cancelled: { note: "Клиент отменил заказ" }'));
+    expect(planOrderUpdate(noMove, deal(143), order('cancelled')).type).toBe('unreachable');
+  });
+
+  it('a table that moves a cancelled order’s deal to another stage is in step there, and only there', () => {
+    const waiting = edited((y) => y.replace('moveTo: Refusal }\n  # Company 1 closed', 'moveTo: Waiting for a solution }\n  # Company 1 closed'));
+    expect(planOrderUpdate(waiting, deal(stage('Waiting for a solution')), order('cancelled'))).toEqual({ type: 'nothing' });
+    expect(planOrderUpdate(waiting, deal(143), order('cancelled')).type).toBe('unreachable');
   });
 });
 
@@ -171,6 +190,26 @@ describe('resolving the mappings', () => {
     expect(() => resolveMappings(parseMappings(yaml.replace('pipeline: Company 2', 'pipeline: Company 3')), catalog)).toThrow(
       /pipeline "Company 3" does not exist; pipelines: "Company 2", "Sales"/,
     );
+  });
+
+  it('resolves the reverse table: Refusal by the id the stage table pins, other stages by name', () => {
+    expect(mappings.orderEvents).toEqual({
+      cancelled: { note: 'Клиент отменил заказ', moveTo: { name: 'Refusal', statusId: 143, pipelineId: PIPELINE } },
+      executedByPartner: { note: 'Компания 1 закрыла заказ как выполненный' },
+      rejectedByPartner: { note: 'Компания 1 отклонила заказ', moveTo: { name: 'Refusal', statusId: 143, pipelineId: PIPELINE } },
+    });
+    const byName = resolveMappings(parseMappings(yaml.replace('note: "Компания 1 закрыла заказ как выполненный" }', 'note: "x", moveTo: Closed - won }')), catalog);
+    expect(byName.orderEvents.executedByPartner.moveTo).toEqual({ name: 'Closed - won', statusId: 142, pipelineId: PIPELINE });
+  });
+
+  it('names a reverse-table stage that does not exist, with the ones that do', () => {
+    const bad = parseMappings(yaml.replace('"Клиент отменил заказ", moveTo: Refusal', '"Клиент отменил заказ", moveTo: Refusl'));
+    expect(() => resolveMappings(bad, catalog)).toThrow(/orderEvents\.cancelled\.moveTo: stage "Refusl" does not exist in pipeline "Company 2"; stages: .*"Refusal".*"Closed - lost"/);
+  });
+
+  it('refuses a reverse table without a note or with an unknown event', () => {
+    expect(() => parseMappings(yaml.replace('note: "Компания 1 отклонила заказ", ', ''))).toThrow(/orderEvents\.rejectedByPartner\.note/);
+    expect(() => parseMappings(yaml.replace('  rejectedByPartner:', '  rejectedByCompany1:'))).toThrow(/orderEvents/);
   });
 
   it('refuses a malformed file with the path of the problem', () => {

@@ -46,7 +46,9 @@ describe.each(DATABASES)('integration stages on %s', (kind) => {
     });
     const notes = [...stack.amo.state.notes.values()].filter((n) => n.entity_id === dealId);
     expect(notes).toHaveLength(1);
-    expect(notes[0]!.params.text).toMatch(new RegExp(`closed order ${created.id}`));
+    // The reverse table's text for "executed by Company 1": a note, no move.
+    expect(notes[0]!.params.text).toBe('Компания 1 закрыла заказ как выполненный');
+    expect(stack.amo.state.leads.get(dealId)!.status_id).toBe(stack.amo.statusIdByName('Confirmed VU'));
     expect(stack.partner.orders.get(created.id)!.additionalInfo).toEqual({ contactId: linked.contactId, externalId: dealId, closedByDetmir: true });
 
     const patchesBefore = stack.partner.stats.count({ method: 'PATCH' });
@@ -56,15 +58,16 @@ describe.each(DATABASES)('integration stages on %s', (kind) => {
     expect(stack.partner.orders.get(created.id)!.status).toBe('executed');
   });
 
-  it('editing the YAML (Success → executed) changes behaviour with no code change', async () => {
+  it('editing the YAML (Success left blank, as the specification has it) changes behaviour with no code change', async () => {
     stack = await testStack(kind, `stage-yaml-${kind}`, {
-      mappingsPath: editedMappings((y) => y.replace('  - stage: Success\n    id: 142\n', '  - stage: Success\n    id: 142\n    set: { status: executed }\n')),
+      mappingsPath: editedMappings((y) => y.replace('    id: 142\n    set: { status: executed }\n', '    id: 142\n')),
     });
     await stack.bridge.ready;
     const created = await stack.partner.createOrderAsUser({ userId: 'y1', customer: { firstName: 'A', lastName: 'B', phone: '+79990001133' } });
     const info = await waitFor('additionalInfo', () => stack!.partner.orders.get(created.id)?.additionalInfo ?? undefined);
     await stack.amo.moveLead(info.externalId, { statusName: 'Closed - won' }, { price: 700 });
     await drained(stack);
-    expect(stack.partner.orders.get(created.id)).toMatchObject({ status: 'executed', cost: 700, paid: true });
+    // Every stage before Success still has its effect; the order is not closed.
+    expect(stack.partner.orders.get(created.id)).toMatchObject({ status: 'in_work', cost: 700, paid: true });
   });
 });

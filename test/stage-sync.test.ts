@@ -4,18 +4,10 @@ import { RECONCILE_GATHER_MS } from '../src/inbox/accept-amo-event.js';
 import { buildWebhookBody, webhookLeadOf } from '../src/sandbox/amo/index.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
+import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
 
 const SUBSCRIPTION_FIELD = 'Subscription status';
-
-async function linkedOrder(stack: Stack, userId: string): Promise<{ order: Order; dealId: number }> {
-  const created = await stack.partner.createOrderAsUser({
-    userId,
-    customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
-  });
-  const order = await waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
-  return { order, dealId: order.additionalInfo!.externalId };
-}
 
 /** Every job finished: the bridge has done all it will do for what it was told. */
 async function settled(stack: Stack) {
@@ -59,7 +51,8 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
         ['Payment received', { paid: true }],
         ['Submit Subscription Status', { subscriptionStatus: 'active' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'active' }] }] }],
         ['Another lesson has passed', { subscriptionStatus: 'renewed' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'renewed' }] }] }],
-        ['Closed - won', {}],
+        // Success closes the order: from stage 2 on Company 1 no longer does it itself.
+        ['Closed - won', { status: 'executed' }],
       ];
       for (const [stage, expected, opts] of steps) {
         const before = { ...current() };
@@ -91,6 +84,22 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
       { status: 'in_work', cost: 9900, paid: true, additionalInfo: order.additionalInfo },
     ]);
     expect(stack.partner.orders.get(order.id)).toMatchObject({ status: 'in_work', cost: 9900, paid: true });
+  });
+
+  it('a deal won straight from New lead walks the order approved → in_work → executed, with cost and paid', async () => {
+    stack = await testStack(kind, `stage-won-jump-${kind}`);
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'won-jumper');
+    await stack.amo.moveLead(dealId, { statusName: 'Closed - won' }, { price: 15_000 });
+    await settled(stack);
+    const sent = patches(stack, order.id).slice(-3).map((r) => r.body);
+    expect(sent).toEqual([
+      { status: 'approved', additionalInfo: order.additionalInfo },
+      { status: 'in_work', additionalInfo: order.additionalInfo },
+      { status: 'executed', cost: 15_000, paid: true, additionalInfo: order.additionalInfo },
+    ]);
+    expect(stack.partner.orders.get(order.id)).toMatchObject({ status: 'executed', cost: 15_000, paid: true, additionalInfo: order.additionalInfo });
+    expect(await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', '=', 'dead').execute()).toEqual([]);
   });
 
   it('the same webhook twice, and webhooks in reverse order, end in the same state with no extra calls', async () => {

@@ -38,6 +38,7 @@ const row = (o: Order, patch: Partial<OrderRow> = {}): OrderRow => ({
   origin: 'webview',
   closed_by_partner: 0,
   info_pushed: 0,
+  status_by_bridge: null,
   created_at: Date.parse(o.createdAt) + 50,
   updated_at: Date.parse(o.createdAt) + 50,
   ...patch,

@@ -269,6 +269,19 @@ export class AmoClient {
     }
   }
 
+  /**
+   * Moves deals to a stage: `PATCH /api/v4/leads` with `[{id, status_id, pipeline_id}]`,
+   * 50 a request. Moving a deal where it already stands changes nothing, so a retry or a
+   * repeat after a crash is harmless (and, the deal unchanged, fires no webhook).
+   */
+  async moveLeads(moves: Array<{ leadId: number; statusId: number; pipelineId: number }>): Promise<void> {
+    const path = '/api/v4/leads';
+    for (let i = 0; i < moves.length; i += COMPLEX_BATCH_MAX) {
+      const body = moves.slice(i, i + COMPLEX_BATCH_MAX).map((m) => ({ id: m.leadId, status_id: m.statusId, pipeline_id: m.pipelineId }));
+      await this.sdk.request.patch<unknown>(path, body);
+    }
+  }
+
   /** The account's webhooks (GET /api/v4/webhooks; 204 → []). */
   async listWebhooks(): Promise<Array<{ destination: string; settings: string[] }>> {
     const { items } = await this.page('/api/v4/webhooks', 'webhooks', webhookSchema, {});

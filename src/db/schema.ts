@@ -18,6 +18,7 @@ export interface Database {
   webview_tokens: WebviewTokensTable;
   webview_sessions: WebviewSessionsTable;
   webview_orders: WebviewOrdersTable;
+  deal_updates: DealUpdatesTable;
 }
 
 /** Every accepted webhook, raw, before any work is done on it. */
@@ -70,6 +71,8 @@ export interface OrdersTable {
   closed_by_partner: number;
   /** 1 once additionalInfo {contactId, externalId} was written to the partner order. */
   info_pushed: number;
+  /** The last status the stage sync asked Company 1 for (set before the PATCH), if any. */
+  status_by_bridge: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -152,6 +155,19 @@ export interface WebviewOrdersTable {
   started_at: number;
   order_id: string | null;
   recorded_at: number | null;
+}
+
+/**
+ * What a deal was given for its order (src/sync/order-events.ts): a note, then a move,
+ * per order event or for the user's comment. Notes' texts are not kept here.
+ */
+export interface DealUpdatesTable {
+  order_id: string;
+  /** An order event of the reverse table, or the user's comment. */
+  kind: 'cancelled' | 'executedByPartner' | 'rejectedByPartner' | 'comment';
+  deal_id: number;
+  noted_at: number | null;
+  moved_at: number | null;
 }
 
 export type Job = Selectable<JobsTable>;

@@ -23,5 +23,10 @@ export function describeMappings(m: Mappings): string {
     const name = stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
     lines.push(`${name.padEnd(35)}${String(id).padStart(9)}  ${effects}`);
   }
+  lines.push('', 'order event          the deal gets');
+  for (const [event, action] of Object.entries(m.orderEvents)) {
+    const move = action.moveTo ? `, moved to "${action.moveTo.name}" (${action.moveTo.statusId})` : '';
+    lines.push(`${event.padEnd(21)}note "${action.note}"${move}`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -1,6 +1,6 @@
 import type { OrderStatus } from '../partner/schema.js';
 import { MappingsError } from './load.js';
-import type { MappingsFile, StageEffects } from './schema.js';
+import { ORDER_EVENTS, type MappingsFile, type OrderEvent, type StageEffects } from './schema.js';
 
 /** What the account says exists, reduced to what resolution needs. */
 export interface AccountCatalog {
@@ -17,6 +17,12 @@ export interface ResolvedStage {
   effects: StageEffects;
 }
 
+/** The reverse table's action for one order event, its stage resolved. */
+export interface ResolvedOrderEventAction {
+  note: string;
+  moveTo?: { name: string; statusId: number; pipelineId: number };
+}
+
 /** The mappings with every name replaced by the account's id. */
 export interface Mappings {
   integrationStage: 1 | 2 | 3;
@@ -30,6 +36,8 @@ export interface Mappings {
   stages: Map<number, ResolvedStage>;
   partner: { initialStatus: OrderStatus; transitions: Partial<Record<OrderStatus, OrderStatus[]>> };
   services: MappingsFile['services'];
+  /** The reverse table: what a deal gets for each order event. */
+  orderEvents: Record<OrderEvent, ResolvedOrderEventAction>;
 }
 
 const WON = 142;
@@ -79,6 +87,29 @@ export function resolveMappings(file: MappingsFile, account: AccountCatalog): Ma
     });
   }
 
+  // A stage the reverse table moves deals to: a name of the table above (which may pin an
+  // id, as Refusal does) or else any stage of the pipeline.
+  const orderEvents = {} as Record<OrderEvent, ResolvedOrderEventAction>;
+  for (const event of ORDER_EVENTS) {
+    const { note, moveTo } = file.orderEvents[event];
+    if (moveTo === undefined) {
+      orderEvents[event] = { note };
+      continue;
+    }
+    const tableEntry = file.stages.find((e) => e.stage === moveTo);
+    const status = tableEntry
+      ? ordered.find((s) => (tableEntry.id !== undefined ? s.id === tableEntry.id : s.name === moveTo))
+      : ordered.find((s) => s.name === moveTo);
+    if (!status) {
+      errors.push(
+        `orderEvents.${event}.moveTo: stage "${moveTo}" does not exist in pipeline "${pipeline.name}"; ` +
+          `stages: ${list([...new Set([...file.stages.map((e) => e.stage), ...statusNames])])}`,
+      );
+      continue;
+    }
+    orderEvents[event] = { note, moveTo: { name: moveTo, statusId: status.id, pipelineId: pipeline.id } };
+  }
+
   const field = (kind: 'deal' | 'contact', thing: { name: string; id?: number }) => {
     const fields = kind === 'deal' ? account.leadFields : account.contactFields;
     const found = thing.id !== undefined ? fields.find((f) => f.id === thing.id) : fields.find((f) => f.name === thing.name);
@@ -115,6 +146,7 @@ export function resolveMappings(file: MappingsFile, account: AccountCatalog): Ma
     stages,
     partner: file.partner,
     services: file.services,
+    orderEvents,
   };
 }
 

@@ -15,6 +15,33 @@ export const stageEffectsSchema = z
   .strict();
 export type StageEffects = z.infer<typeof stageEffectsSchema>;
 
+// ---------------------------------------------------------------------------------------
+// The reverse table (orderEvents): what a deal gets when its order changes on Company 1's
+// side or in the webview. Kept in one block, apart from the stage table.
+
+/** Events of an order that a Company 2 manager must hear of (see src/sync/order-events.ts). */
+export const ORDER_EVENTS = ['cancelled', 'executedByPartner', 'rejectedByPartner'] as const;
+export type OrderEvent = (typeof ORDER_EVENTS)[number];
+
+/** For one event: a note on the deal, and optionally a move to a named stage of the pipeline. */
+export const orderEventActionSchema = z
+  .object({
+    note: z.string().trim().min(1),
+    moveTo: z.string().min(1).optional(),
+  })
+  .strict();
+export type OrderEventAction = z.infer<typeof orderEventActionSchema>;
+
+export const orderEventsSchema = z
+  .object({
+    cancelled: orderEventActionSchema,
+    executedByPartner: orderEventActionSchema,
+    rejectedByPartner: orderEventActionSchema,
+  })
+  .strict();
+
+// ---------------------------------------------------------------------------------------
+
 export const mappingsFileSchema = z
   .object({
     integrationStage: z.union([z.literal(1), z.literal(2), z.literal(3)]),
@@ -41,6 +68,7 @@ export const mappingsFileSchema = z
           .strict(),
       )
       .min(1),
+    orderEvents: orderEventsSchema,
   })
   .strict();
 export type MappingsFile = z.infer<typeof mappingsFileSchema>;

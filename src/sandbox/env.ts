@@ -3,6 +3,12 @@ import { DEFAULT_PARTNER_API_TOKEN, DEFAULT_PARTNER_WEBHOOK_SECRET } from './par
 
 export const SANDBOX_LONG_LIVED_TOKEN = 'sandbox-long-lived-token';
 export const SANDBOX_AMO_WEBHOOK_SECRET = 'sandbox-amo-webhook-secret';
+/** The seamless sign-in Company 1 does in the sandbox (see webview-link.ts). */
+export const SANDBOX_WEBVIEW_JWT = {
+  secret: 'sandbox-webview-jwt-secret-0123456789abcdef',
+  issuer: 'company1',
+  audience: 'amobridge',
+};
 
 /**
  * The operator contract's environment for a bridge wired to the simulators: the one
@@ -29,9 +35,9 @@ export function sandboxEnv(options: {
     PARTNER_API_URL: options.partnerUrl,
     PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN,
     PARTNER_WEBHOOK_SECRET: DEFAULT_PARTNER_WEBHOOK_SECRET,
-    WEBVIEW_JWT_SECRET: 'sandbox-webview-jwt-secret-0123456789abcdef',
-    WEBVIEW_JWT_ISSUER: 'company1',
-    WEBVIEW_JWT_AUDIENCE: 'amobridge',
+    WEBVIEW_JWT_SECRET: SANDBOX_WEBVIEW_JWT.secret,
+    WEBVIEW_JWT_ISSUER: SANDBOX_WEBVIEW_JWT.issuer,
+    WEBVIEW_JWT_AUDIENCE: SANDBOX_WEBVIEW_JWT.audience,
     SESSION_SECRET: 'sandbox-session-secret-0123456789abcdef',
     LOG_LEVEL: 'info',
   };

@@ -3,11 +3,13 @@ import type { Job, Order as OrderRow } from '../db/schema.js';
 import { ORDER_SYNC, OUTSIDE_WEBVIEW_NOTE } from '../inbox/accept-partner-event.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
-import { type Order, orderSchema } from '../partner/schema.js';
+import { type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
 import type { JobHandler, JobResult } from '../queue/worker.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { intakeOrders, mapLimited } from './intake.js';
+import { type DealUpdate, planDealUpdates } from './order-events.js';
 import type { AmoPort, PartnerPort } from './ports.js';
+import { webviewCommentOf } from './webview-orders.js';
 import { saveSnapshot } from './reconcile.js';
 
 export interface OrderSyncDeps {
@@ -21,8 +23,9 @@ export interface OrderSyncDeps {
 
 /**
  * The job behind every partner order event: make sure the order has its contact and deal
- * (intake), then that the partner order carries additionalInfo. Each step reads what is
- * already recorded, so a repeated or coalesced event does nothing twice.
+ * (intake), that the partner order carries additionalInfo, and that the deal has heard of
+ * what happened to the order (the reverse table, the user's comment). Each step reads
+ * what is already recorded, so a repeated or coalesced event does nothing twice.
  */
 export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
   return {
@@ -48,7 +51,7 @@ export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
         if (outcome.type !== 'ready') return void results.set(job.id, outcome);
         try {
           await pushAdditionalInfo(deps, row, outcome);
-          await recordPartnerClosure(deps, row, outcome.dealId);
+          await updateDeal(deps, row, outcome.dealId);
           results.set(job.id, { type: 'done' });
         } catch (error) {
           results.set(job.id, { type: 'failed', error });
@@ -75,19 +78,63 @@ async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { con
 }
 
 /**
+ * The other direction: the notes and the move the order's state asks of its deal
+ * (planDealUpdates), each recorded the moment it is made. A crash between a note and its
+ * record repeats the note (a harmless duplicate); a repeated move finds the deal where it
+ * should be and changes nothing.
+ *
  * Stage 1: Company 1 closes its orders itself after 4 hours (executed, closedByDetmir).
- * The bridge records it once, notes it on the deal for the sales team, and from then on
- * never pushes to that order again. (A crash between the note and the record can repeat
- * the note: a harmless duplicate, unlike a duplicate contact or deal.)
+ * The deal gets the reverse table's note, and from then on the bridge never pushes to
+ * that order again (closed_by_partner).
  */
-async function recordPartnerClosure(deps: OrderSyncDeps, row: OrderRow, dealId: number): Promise<void> {
+async function updateDeal(deps: OrderSyncDeps, row: OrderRow, dealId: number): Promise<void> {
+  const { db } = deps;
   const order = orderSchema.parse(JSON.parse(row.snapshot));
-  if (row.closed_by_partner || order.status !== 'executed' || order.additionalInfo?.closedByDetmir !== true) return;
-  await deps.amo.addLeadNotes([
-    { leadId: dealId, text: `Company 1 closed order ${order.id} itself (status executed, closedByDetmir).` },
+  const [done, comment] = await Promise.all([
+    db.kysely.selectFrom('deal_updates').selectAll().where('order_id', '=', row.order_id).execute(),
+    row.origin === 'webview' ? webviewCommentOf(db, row.order_id) : null,
   ]);
-  await deps.db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
-  deps.logger.info('order.closed_by_partner', { orderId: row.order_id, dealId });
+  const updates = planDealUpdates(deps.mappings.orderEvents, {
+    order,
+    statusSetByBridge: orderStatusSchema.safeParse(row.status_by_bridge).data ?? null,
+    comment,
+    applied: new Map(done.map((d) => [d.kind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
+  });
+  const fields = { orderId: row.order_id, dealId };
+
+  const noted = updates.filter((u) => u.note !== undefined);
+  if (noted.length > 0) {
+    await deps.amo.addLeadNotes(noted.map((u) => ({ leadId: dealId, text: u.note! })));
+    await recordDealUpdates(deps, row.order_id, dealId, noted, 'noted_at');
+    deps.logger.info('deal.note_added', { ...fields, kinds: noted.map((u) => u.kind) });
+  }
+  for (const update of updates.filter((u) => u.move !== undefined)) {
+    await deps.amo.moveLeads([{ leadId: dealId, ...update.move! }]);
+    await recordDealUpdates(deps, row.order_id, dealId, [update], 'moved_at');
+    deps.logger.info('deal.moved', { ...fields, kind: update.kind, statusId: update.move!.statusId });
+  }
+
+  if (!row.closed_by_partner && order.status === 'executed' && order.additionalInfo?.closedByDetmir === true) {
+    await db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
+    deps.logger.info('order.closed_by_partner', fields);
+  }
+}
+
+async function recordDealUpdates(
+  deps: OrderSyncDeps,
+  orderId: string,
+  dealId: number,
+  updates: DealUpdate[],
+  column: 'noted_at' | 'moved_at',
+): Promise<void> {
+  const now = Date.now();
+  for (const { kind } of updates) {
+    await deps.db.kysely
+      .insertInto('deal_updates')
+      .values({ order_id: orderId, kind, deal_id: dealId, noted_at: null, moved_at: null, [column]: now })
+      .onConflict((oc) => oc.columns(['order_id', 'kind']).doUpdateSet({ [column]: now }))
+      .execute();
+  }
 }
 
 /**

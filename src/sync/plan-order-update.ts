@@ -1,5 +1,6 @@
 import type { Mappings } from '../mappings/resolve.js';
 import type { Order, OrderPatch, OrderStatus } from '../partner/schema.js';
+import { dealStandsForOrderStatus } from './order-events.js';
 
 /**
  * Stage sync as a pure decision: given the deal as amoCRM has it *now* and the order as
@@ -98,7 +99,10 @@ export function planOrderUpdate(mappings: Mappings, deal: DealState, order: Orde
   }
 
   let walk: OrderStatus[] = [];
-  if (desired.status && desired.status !== order.status) {
+  // The bridge moved the deal here because of the order's status (the user cancelled →
+  // Refusal): amoCRM's webhook for that move finds the order in step, not diverged.
+  const movedHereForOrder = dealStandsForOrderStatus(mappings, deal, order.status);
+  if (desired.status && desired.status !== order.status && !movedHereForOrder) {
     const transitions = mappings.partner.transitions;
     const forward = statusPath(transitions, order.status, desired.status);
     // An order already past the status asked for (the deal moved back) keeps its own:

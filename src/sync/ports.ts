@@ -56,6 +56,7 @@ export interface AmoPort {
   getLeadsByIds(ids: number[]): Promise<AmoLeadView[]>;
   createLeadsComplex(items: ComplexLeadInput[]): Promise<ComplexLeadResult[]>;
   addLeadNotes(notes: Array<{ leadId: number; text: string }>): Promise<void>;
+  moveLeads(moves: Array<{ leadId: number; statusId: number; pipelineId: number }>): Promise<void>;
   listLeadsUpdatedSince(params: {
     pipelineId: number;
     fromUnix: number;

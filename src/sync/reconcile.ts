@@ -1,6 +1,7 @@
+import type { Kysely } from 'kysely';
 import type { Db } from '../db/connect.js';
 import { DEAL_RECONCILE, RECONCILE_GATHER_MS } from '../inbox/accept-amo-event.js';
-import type { Job, Order as OrderRow } from '../db/schema.js';
+import type { Database, Job, Order as OrderRow } from '../db/schema.js';
 import { HttpError, PermanentError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
@@ -82,6 +83,11 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
         // Derived from (deal state, step): a replay of the same step is recognised by
         // Company 1, a later, different change is not mistaken for it.
         const key = `reconcile:${row.order_id}:${deal.id}:${lead.updated_at ?? 0}:${order.status}:${i}:${JSON.stringify(step)}`;
+        // Before the PATCH: the status it brings is the bridge's doing, not news from
+        // Company 1 to tell the deal about (src/sync/order-events.ts), even after a crash.
+        if (step.status) {
+          await deps.db.kysely.updateTable('orders').set({ status_by_bridge: step.status }).where('order_id', '=', row.order_id).execute();
+        }
         order = await deps.partner.patchOrder(row.order_id, { ...step, additionalInfo: info }, key);
         await saveSnapshot(deps.db, order);
         logger.info('order.updated', { ...fields, ...step, status: order.status });
@@ -110,8 +116,13 @@ async function orderOfDeal(deps: ReconcileDeps, lead: AmoLeadView): Promise<Orde
 }
 
 export async function saveSnapshot(db: Db, order: Order): Promise<void> {
+  await writeSnapshot(db.kysely, order);
+}
+
+/** saveSnapshot inside the caller's transaction: only a newer picture replaces the recorded one. */
+export async function writeSnapshot(executor: Kysely<Database>, order: Order): Promise<void> {
   const at = Date.parse(order.updatedAt) || Date.now();
-  await db.kysely
+  await executor
     .updateTable('orders')
     .set({ snapshot: JSON.stringify(order), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })
     .where('order_id', '=', order.id)

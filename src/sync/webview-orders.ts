@@ -9,7 +9,8 @@ import type { MappingsFile } from '../mappings/schema.js';
 import { type Customer, type Order, type OrderStatus, orderSchema } from '../partner/schema.js';
 import { desiredAdditionalInfo } from './additional-info.js';
 import type { PartnerPort } from './ports.js';
-import { saveSnapshot } from './reconcile.js';
+import { enqueue } from '../queue/enqueue.js';
+import { saveSnapshot, writeSnapshot } from './reconcile.js';
 
 /**
  * Stage 3, the domain side of the webview: a signed-in user's orders, read from Company 1
@@ -295,8 +296,8 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
   }
   if (order.userId !== userId) return undefined;
 
-  const [created, jobs, reports] = await Promise.all([
-    db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', orderId).orderBy('started_at').executeTakeFirst(),
+  const [comment, jobs, reports] = await Promise.all([
+    webviewCommentOf(db, orderId),
     db.kysely
       .selectFrom('jobs')
       .select(['kind', 'updated_at', 'inbox_id'])
@@ -311,7 +312,7 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
     summary: summarize(deps.mappings, order, row),
     order,
     live,
-    comment: created?.comment ?? null,
+    comment,
     timeline: buildTimeline({
       order,
       row,
@@ -320,6 +321,12 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
     }),
     cancellable: live && canCancel(deps.mappings, order.status),
   };
+}
+
+/** The comment the user typed when creating the order in the webview, if any. */
+export async function webviewCommentOf(db: Db, orderId: string): Promise<string | null> {
+  const created = await db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', orderId).orderBy('started_at').executeTakeFirst();
+  return created?.comment ?? null;
 }
 
 /** Company 1's webhooks about the order, from the inbox rows its jobs were enqueued with. */
@@ -390,7 +397,15 @@ export async function cancelWebviewOrder(deps: WebviewOrdersDeps, userId: string
     }
     throw error;
   }
-  if (row) await saveSnapshot(deps.db, updated);
+  if (row) {
+    // The order.sync job tells the deal (the reverse table's note and move), as an
+    // order.updated webhook from Company 1 would.
+    await deps.db.kysely.transaction().execute(async (trx) => {
+      await writeSnapshot(trx, updated);
+      await enqueue(trx, { kind: ORDER_SYNC, key: `order:${orderId}`, payload: { orderId } });
+    });
+    deps.onWorkEnqueued();
+  }
   deps.logger.info('webview.order.cancelled', { userId, orderId, from: order.status, dealId: row?.deal_id ?? null });
   return { type: 'cancelled', order: updated };
 }

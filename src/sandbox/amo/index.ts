@@ -58,8 +58,11 @@ export interface AmoSimulatorOptions {
   /** How long a webhook delivery waits for an answer; default 2000 (amoCRM's 2 s). */
   webhookTimeoutMs?: number;
   /**
-   * Whether lead writes through the API (POST/PATCH leads, leads/complex) fire webhooks, as
-   * real amoCRM does. Default false, so that tests see only the webhooks they cause.
+   * Whether lead writes through the API (POST/PATCH leads, leads/complex) fire the
+   * subscribed webhooks, as real amoCRM does: default true. A create is `leads[add]` only
+   * (add_lead), a change `leads[update]`, a move `leads[update]` and `leads[status]`; a
+   * write that changes nothing fires nothing (see webhooks.ts). False plays an account
+   * whose API writes are never announced.
    */
   apiChangesFireWebhooks?: boolean;
   /** Clock in epoch ms; default Date.now. */
@@ -165,7 +168,7 @@ export function createAmoSimulator(options: AmoSimulatorOptions = {}): AmoSimula
   const ctx: SimContext = {
     state,
     dispatcher,
-    apiChangesFireWebhooks: options.apiChangesFireWebhooks ?? false,
+    apiChangesFireWebhooks: options.apiChangesFireWebhooks ?? true,
     webhookShape: defaultShape,
   };
   const app = createAmoApp({ ctx, tokens, faults, stats, rateLimitRps: options.rateLimitRps ?? 7, now });

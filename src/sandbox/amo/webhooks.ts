@@ -210,7 +210,11 @@ export class WebhookDispatcher {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Events a change produces: a status move is both `status` and `update`. */
+  /**
+   * Events a change produces: a status move is both `status` and `update`; a create is
+   * `add` alone. amoCRM's webhooks-format page lists adding, changing and a status change
+   * as separate events (and a note as its own, note_lead, which is not sent here).
+   */
   eventsOf(change: LeadChange): LeadEvent[] {
     if (change.kind === 'add') return ['add'];
     if (change.kind === 'delete') return ['delete'];
