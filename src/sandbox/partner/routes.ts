@@ -100,7 +100,7 @@ export function ordersRouter({ book, onChange }: OrdersRouterDeps): Router {
 /** Any of these asks for the orders changed since a time rather than a user's orders. */
 const CHANGED_ORDERS_PARAMS = ['updatedSince', 'limit', 'cursor'];
 
-/** `GET /orders?updatedSince=…&limit=…&cursor=…` → `{ items, nextCursor }` (DESIGN.md contract). */
+/** `GET /orders?updatedSince=…&limit=…&cursor=…` → `{ items, nextCursor }`, ascending by (updatedAt, id). */
 function listChanged(book: OrderBook, query: unknown, res: Response): void {
   const parsed = changedOrdersQuerySchema.safeParse(query);
   if (!parsed.success) {
