@@ -47,6 +47,8 @@ const stateSchema = z.object({
   resume: z.object({ since: z.iso.datetime(), cursor: z.string().min(1) }).nullable(),
 });
 type SweepState = z.infer<typeof stateSchema>;
+/** Where a read starts: a time, and the cursor of the page to go on from, if any. */
+type ReadFrom = { since: string; cursor?: string };
 
 export interface PartnerSweepDeps {
   db: Db;
@@ -71,8 +73,8 @@ export interface PartnerSweepResult {
 export async function partnerSweepOnce(deps: PartnerSweepDeps, now = Date.now()): Promise<PartnerSweepResult> {
   const { db, partner, logger } = deps;
   const state = await loadState(deps, now);
-  const fresh = () => ({ since: new Date(state.mark - PARTNER_SWEEP_OVERLAP_MS).toISOString(), cursor: undefined as string | undefined });
-  let read = state.resume ?? fresh();
+  const fromMark = (): ReadFrom => ({ since: new Date(state.mark - PARTNER_SWEEP_OVERLAP_MS).toISOString() });
+  let from: ReadFrom = state.resume ?? fromMark();
   /** Reading on from a cursor an earlier run kept. */
   let resumed = state.resume !== null;
   const result: PartnerSweepResult = { read: 0, taken: 0, pages: 0, more: false };
@@ -80,28 +82,28 @@ export async function partnerSweepOnce(deps: PartnerSweepDeps, now = Date.now())
   while (result.pages < (deps.maxPages ?? MAX_PAGES)) {
     let page: OrderPage;
     try {
-      page = await partner.listOrdersChangedSince({ since: new Date(read.since), limit: deps.pageLimit ?? MAX_ORDER_PAGE_LIMIT, cursor: read.cursor });
+      page = await partner.listOrdersChangedSince({ since: new Date(from.since), limit: deps.pageLimit ?? MAX_ORDER_PAGE_LIMIT, cursor: from.cursor });
     } catch (error) {
       // A kept cursor may have expired (the contract calls it opaque): start again from
       // the mark rather than stay stuck on it.
       if (!(resumed && error instanceof HttpError && error.status === 400)) throw error;
-      logger.warn('partner.sweep.cursor_refused', { since: read.since, status: error.status });
+      logger.warn('partner.sweep.cursor_refused', { since: from.since, status: error.status });
       resumed = false;
-      read = fresh();
+      from = fromMark();
       continue;
     }
     resumed = false;
     result.pages++;
     result.read += page.items.length;
     state.mark = Math.max(state.mark, ...page.items.map((o) => Date.parse(o.updatedAt)).filter(Number.isFinite));
-    state.resume = page.nextCursor ? { since: read.since, cursor: page.nextCursor } : null;
+    state.resume = page.nextCursor ? { since: from.since, cursor: page.nextCursor } : null;
     result.taken += await db.kysely.transaction().execute(async (trx) => {
       const taken = await takeInPage(trx, page.items, logger, now);
       await writeKv(trx, STATE_KEY, JSON.stringify(state), now);
       return taken;
     });
     if (!state.resume) break;
-    read = state.resume;
+    from = state.resume;
   }
 
   result.more = state.resume !== null;
