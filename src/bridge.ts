@@ -17,6 +17,7 @@ import { backoffDelay, type BackoffPolicy } from './queue/backoff.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
 import { orderSyncHandler } from './sync/order-sync.js';
+import { partnerSweepHandler, schedulePartnerSweep } from './sync/partner-sweep.js';
 import { reconcileHandler } from './sync/reconcile.js';
 import { scheduleSweep, sweepHandler } from './sync/sweep.js';
 
@@ -169,10 +170,13 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
           orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
           reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),
           sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
+          partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000 }),
         ],
       });
       // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
       if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
+      // Company 1's webhooks can be lost at every stage.
+      await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000);
       worker.start();
     }
     return mappings;

@@ -31,6 +31,7 @@ export const configSchema = z
     AMO_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
     AMO_RATE_LIMIT_RPS: z.coerce.number().positive().max(50).default(7),
     SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
+    PARTNER_SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
     JOB_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
     AMO_SEARCH_SETTLE_SECONDS: z.coerce.number().min(0).max(600).default(20),
     PARTNER_API_URL: z.url(),

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { configSchema, ConfigError, loadConfig } from '../src/config.js';
 
 const valid = {
   AMO_SUBDOMAIN: 'company2',
@@ -24,6 +25,7 @@ describe('configuration', () => {
       MAPPINGS_PATH: 'mappings/default.yaml',
       AMO_RATE_LIMIT_RPS: 7,
       SWEEP_INTERVAL: 300,
+      PARTNER_SWEEP_INTERVAL: 300,
       LOG_LEVEL: 'info',
     });
   });
@@ -35,10 +37,20 @@ describe('configuration', () => {
     ['AMO_RATE_LIMIT_RPS', { AMO_RATE_LIMIT_RPS: 'fast' }],
     ['AMO_CLIENT_ID', { AMO_LONG_LIVED_TOKEN: undefined }],
     ['WEBVIEW_JWT_SECRET', { WEBVIEW_JWT_SECRET: 'short' }],
+    ['PARTNER_SWEEP_INTERVAL', { PARTNER_SWEEP_INTERVAL: '-1' }],
+    ['PARTNER_SWEEP_INTERVAL', { PARTNER_SWEEP_INTERVAL: 'often' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`\\b${name}\\b`));
+  });
+
+  it('.env.example lists every variable, and nothing else', () => {
+    const listed = readFileSync('.env.example', 'utf8')
+      .split('\n')
+      .filter((line) => /^[A-Z_]+=/.test(line))
+      .map((line) => line.slice(0, line.indexOf('=')));
+    expect(listed.sort()).toEqual(Object.keys(configSchema.shape).sort());
   });
 
   it('stops `npm start` with a message naming the variable', () => {

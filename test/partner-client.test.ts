@@ -68,6 +68,36 @@ describe('PartnerClient against the simulator', () => {
     expect(sim.orders.size).toBe(1);
   });
 
+  it('reads the orders changed since a time, page by page with the cursor', async () => {
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const sim = createPartnerSimulator({ now: () => now });
+    const client = new PartnerClient({ baseUrl: await sim.listen(), token: DEFAULT_PARTNER_API_TOKEN });
+    cleanups.push(() => sim.close());
+    const before = await sim.createOrderAsUser({ userId: 'u-0', customer: request.customer }, { send: false });
+    now += 60_000;
+    const since = new Date(now);
+    const created = [];
+    for (let i = 1; i <= 3; i++) created.push(await sim.createOrderAsUser({ userId: `u-${i}`, customer: request.customer }, { send: false }));
+
+    const first = await client.listOrdersChangedSince({ since, limit: 2 });
+    expect(first.items).toEqual(created.slice(0, 2));
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await client.listOrdersChangedSince({ since, limit: 2, cursor: first.nextCursor! });
+    expect(second).toEqual({ items: created.slice(2), nextCursor: null });
+    expect((await client.listOrdersChangedSince({ since: new Date(0) })).items.map((o) => o.id)).toEqual([before.id, ...created.map((o) => o.id)]);
+    expect(sim.stats.requests.map((r) => r.query)).toEqual([
+      `updatedSince=${encodeURIComponent(since.toISOString())}&limit=2`,
+      `updatedSince=${encodeURIComponent(since.toISOString())}&limit=2&cursor=${first.nextCursor}`,
+      `updatedSince=${encodeURIComponent('1970-01-01T00:00:00.000Z')}&limit=100`,
+    ]);
+  });
+
+  it('refuses a limit the contract does not allow before sending anything', async () => {
+    const { sim, client } = await setup();
+    await expect(client.listOrdersChangedSince({ since: new Date(), limit: 101 })).rejects.toThrow(/limit must be a whole number from 1 to 100/);
+    expect(sim.stats.requests).toEqual([]);
+  });
+
   it('encodes ids into the path', async () => {
     const { sim, client } = await setup();
     const order = await sim.createOrderAsUser({ userId: 'u', customer: request.customer }, { send: false });
@@ -157,6 +187,10 @@ describe('PartnerClient error classification', () => {
     const error = await caught(client.getOrder('1'), PartnerResponseError);
     expect(error.message).toMatch(/id/);
     expect(isRetryable(error)).toBe(false);
+
+    const noCursor: typeof fetch = async () => new Response(JSON.stringify({ items: [] }), { status: 200 });
+    const page = await caught(new PartnerClient({ baseUrl: 'http://partner.test', token: 't', fetch: noCursor }).listOrdersChangedSince({ since: new Date() }), PartnerResponseError);
+    expect(page.message).toMatch(/nextCursor/);
 
     const notJson: typeof fetch = async () => new Response('<html>ok</html>', { status: 200 });
     await caught(new PartnerClient({ baseUrl: 'http://partner.test', token: 't', fetch: notJson }).getOrder('1'), PartnerResponseError);

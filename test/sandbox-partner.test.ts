@@ -35,6 +35,7 @@ type Api = (
 /** Every field any answer of the API may carry; each test reads the ones its answer has. */
 type ApiAnswer = Partial<Order> & {
   items?: Order[];
+  nextCursor?: string | null;
   error?: string;
   currentStatus?: OrderStatus;
   details?: Array<{ path: string; message: string }>;
@@ -115,6 +116,128 @@ describe('partner simulator: API basics', () => {
     expect(list.status).toBe(200);
     expect(list.json.items!.map((o) => o.userId)).toEqual(['u-1', 'u-1']);
     expect((await api('GET', '/orders')).status).toBe(400);
+  });
+});
+
+describe('partner simulator: GET /orders?updatedSince (the orders changed since a time)', () => {
+  const T0 = Date.parse('2026-03-01T10:00:00.000Z');
+  const changed = (since: number, query = '') => `/orders?updatedSince=${new Date(since).toISOString()}${query}`;
+  /** Reads every page from `since`, with the given limit, and answers the pages' ids. */
+  async function allPages(api: Api, since: number, limit: number): Promise<string[][]> {
+    const pages: string[][] = [];
+    let cursor: string | null | undefined;
+    do {
+      const res = await api('GET', changed(since, `&limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`));
+      expect(res.status).toBe(200);
+      pages.push(res.json.items!.map((o) => o.id));
+      cursor = res.json.nextCursor;
+    } while (cursor);
+    return pages;
+  }
+
+  it('lists the orders changed at or after the time, oldest change first, and ends with nextCursor null', async () => {
+    let now = T0;
+    const { sim, api } = await startSim({ now: () => now });
+    const a = await sim.createOrderAsUser({ userId: 'u-1', customer }, { send: false });
+    now += 1000;
+    const b = await sim.createOrderAsUser({ userId: 'u-2', customer }, { send: false });
+    now += 1000;
+    const c = await sim.createOrderAsUser({ userId: 'u-3', customer }, { send: false });
+    now += 1000;
+    // The oldest order changes last, so it comes last.
+    const approved = await api('PATCH', `/orders/${a.id}`, { key: 'approve', body: { status: 'approved' } });
+
+    const all = await api('GET', changed(T0));
+    expect(all.status).toBe(200);
+    expect(all.json.items!.map((o) => [o.id, o.status])).toEqual([
+      [b.id, 'on_approval'],
+      [c.id, 'on_approval'],
+      [a.id, 'approved'],
+    ]);
+    expect(all.json.items![2]).toEqual(approved.json);
+    expect(all.json.nextCursor).toBeNull();
+    // At or after: an order changed exactly at updatedSince is in.
+    expect((await api('GET', changed(T0 + 2000))).json.items!.map((o) => o.id)).toEqual([c.id, a.id]);
+    expect((await api('GET', changed(T0 + 3001))).json).toEqual({ items: [], nextCursor: null });
+    // Any ISO 8601 time zone means the same instant.
+    expect((await api('GET', `/orders?updatedSince=${encodeURIComponent('2026-03-01T13:00:02+03:00')}`)).json.items!.map((o) => o.id)).toEqual([c.id, a.id]);
+  });
+
+  it('pages with limit and an opaque cursor; orders changed in the same millisecond follow their ids', async () => {
+    const { sim, api } = await startSim({ now: () => T0 });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await sim.createOrderAsUser({ userId: `u-${i}`, customer }, { send: false })).id);
+    expect(await allPages(api, T0, 2)).toEqual([ids.slice(0, 2), ids.slice(2, 4), ids.slice(4)]);
+    // A full last page says there is no more, rather than sending the client for an empty one.
+    expect(await allPages(api, T0, 5)).toEqual([ids]);
+  });
+
+  it('misses no order that changes between pages: it moves behind the cursor and comes again', async () => {
+    let now = T0;
+    const { sim, api } = await startSim({ now: () => now });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await sim.createOrderAsUser({ userId: `u-${i}`, customer }, { send: false })).id);
+      now += 1000;
+    }
+    const [a, b, c, d, e] = ids as [string, string, string, string, string];
+    const first = await api('GET', changed(T0, '&limit=2'));
+    expect(first.json.items!.map((o) => o.id)).toEqual([a, b]);
+    // Between pages, one order already read and one not yet read both change.
+    await api('PATCH', `/orders/${c}`, { key: 'c', body: { status: 'cancelled' } });
+    now += 1000;
+    await api('PATCH', `/orders/${a}`, { key: 'a', body: { status: 'approved' } });
+    const rest: Order[] = [];
+    let cursor = first.json.nextCursor;
+    while (cursor) {
+      const page = await api('GET', changed(T0, `&limit=2&cursor=${cursor}`));
+      rest.push(...page.json.items!);
+      cursor = page.json.nextCursor;
+    }
+    expect(rest.map((o) => [o.id, o.status])).toEqual([
+      [d, 'on_approval'],
+      [e, 'on_approval'],
+      [c, 'cancelled'],
+      [a, 'approved'],
+    ]);
+  });
+
+  it('answers at most 100 orders a page, and 100 when no limit is given', async () => {
+    const { sim, api } = await startSim({ now: () => T0 });
+    for (let i = 0; i < 101; i++) await sim.createOrderAsUser({ userId: `u-${i}`, customer }, { send: false });
+    const first = await api('GET', changed(T0));
+    expect(first.json.items).toHaveLength(100);
+    expect(first.json.nextCursor).toEqual(expect.any(String));
+    const second = await api('GET', changed(T0, `&limit=100&cursor=${first.json.nextCursor}`));
+    expect(second.json.items).toHaveLength(1);
+    expect(second.json.nextCursor).toBeNull();
+  });
+
+  it.each([
+    ['no updatedSince', '/orders?limit=10', /updatedSince must be an ISO 8601 date-time/],
+    ['a date without a time', '/orders?updatedSince=2026-03-01', /updatedSince must be an ISO 8601 date-time/],
+    ['a time without a zone', '/orders?updatedSince=2026-03-01T10:00:00', /updatedSince must be an ISO 8601 date-time/],
+    ['words', '/orders?updatedSince=yesterday', /updatedSince must be an ISO 8601 date-time/],
+    ['limit 0', '/orders?updatedSince=2026-03-01T10:00:00Z&limit=0', /limit must be a whole number from 1 to 100/],
+    ['limit 101', '/orders?updatedSince=2026-03-01T10:00:00Z&limit=101', /limit must be a whole number from 1 to 100/],
+    ['limit 2.5', '/orders?updatedSince=2026-03-01T10:00:00Z&limit=2.5', /limit must be a whole number from 1 to 100/],
+    ['limit abc', '/orders?updatedSince=2026-03-01T10:00:00Z&limit=abc', /limit must be a whole number from 1 to 100/],
+    ['a forged cursor', '/orders?updatedSince=2026-03-01T10:00:00Z&cursor=not-a-cursor', /cursor is not one this API issued/],
+    ['a cursor of the wrong shape', `/orders?updatedSince=2026-03-01T10:00:00Z&cursor=${Buffer.from('{"id":1}').toString('base64url')}`, /cursor is not one this API issued/],
+    ['an empty cursor', '/orders?updatedSince=2026-03-01T10:00:00Z&cursor=', /cursor must not be empty/],
+    ['userId as well', '/orders?updatedSince=2026-03-01T10:00:00Z&userId=u-1', /userId/],
+  ])('refuses %s with 400 and a clear error', async (_what, path, error) => {
+    const { sim, api } = await startSim({ now: () => T0 });
+    await sim.createOrderAsUser({ userId: 'u-1', customer }, { send: false });
+    const res = await api('GET', path);
+    expect(res.status).toBe(400);
+    expect(res.json.error).toMatch(error);
+    expect(res.json.items).toBeUndefined();
+  });
+
+  it('requires the bearer token', async () => {
+    const { api } = await startSim();
+    expect((await api('GET', changed(T0), { token: null })).status).toBe(401);
   });
 });
 

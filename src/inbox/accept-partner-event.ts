@@ -19,19 +19,32 @@ export async function acceptPartnerEvent(
   input: { webhookId: string; rawBody: string; event: OrderWebhook },
   now = Date.now(),
 ): Promise<AcceptResult> {
-  const order = input.event.data;
-  return db.kysely.transaction().execute(async (trx) => {
-    const inbox = await trx
-      .insertInto('inbox')
-      .values({ source: 'partner', dedupe_key: `partner:${input.webhookId}`, received_at: now, body: input.rawBody })
-      .onConflict((oc) => oc.column('dedupe_key').doNothing())
-      .returning('id')
-      .executeTakeFirst();
-    if (!inbox) return { accepted: false, reason: 'duplicate' };
+  return db.kysely
+    .transaction()
+    .execute((trx) => takeInPartnerOrder(trx, { dedupeKey: `partner:${input.webhookId}`, rawBody: input.rawBody, order: input.event.data }, now));
+}
 
-    await recordOrder(trx, order, { origin: 'webhook', inboxId: inbox.id }, now);
-    return { accepted: true, inboxId: inbox.id };
-  });
+/**
+ * What a partner webhook does once verified, in the caller's transaction: the raw event
+ * in the inbox under `dedupeKey` (a repeat is absorbed and changes nothing), then the
+ * order and its `order.sync` job. The partner sweep takes in the orders whose webhooks
+ * were lost through here too, under keys of its own, so they are handled exactly alike.
+ */
+export async function takeInPartnerOrder(
+  trx: Transaction<Database>,
+  input: { dedupeKey: string; rawBody: string; order: Order },
+  now = Date.now(),
+): Promise<AcceptResult> {
+  const inbox = await trx
+    .insertInto('inbox')
+    .values({ source: 'partner', dedupe_key: input.dedupeKey, received_at: now, body: input.rawBody })
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (!inbox) return { accepted: false, reason: 'duplicate' };
+
+  await recordOrder(trx, input.order, { origin: 'webhook', inboxId: inbox.id }, now);
+  return { accepted: true, inboxId: inbox.id };
 }
 
 /** Where an order came into the bridge: a Company 1 webhook, or the webview (stage 3). */

@@ -3,11 +3,14 @@ import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
 import { outcomeOf, type Metrics } from '../metrics.js';
 import {
+  changedOrdersQuerySchema,
   conflictSchema,
   orderListSchema,
+  orderPageSchema,
   orderSchema,
   type CreateOrderRequest,
   type Order,
+  type OrderPage,
   type OrderPatch,
   type OrderStatus,
 } from './schema.js';
@@ -91,6 +94,17 @@ export class PartnerClient {
     const query = new URLSearchParams({ userId }).toString();
     const list = await this.request('GET', `/orders?${query}`, '/orders', orderListSchema);
     return list.items;
+  }
+
+  /**
+   * One page of the orders changed at or after `since`, oldest change first; pass the
+   * page's nextCursor back (with the same `since`) for the next, until it is null.
+   */
+  async listOrdersChangedSince(params: { since: Date; limit?: number; cursor?: string }): Promise<OrderPage> {
+    const query = changedOrdersQuerySchema.parse({ updatedSince: params.since.toISOString(), limit: params.limit, cursor: params.cursor });
+    const search = new URLSearchParams({ updatedSince: query.updatedSince, limit: String(query.limit) });
+    if (query.cursor !== undefined) search.set('cursor', query.cursor);
+    return this.request('GET', `/orders?${search.toString()}`, '/orders?updatedSince', orderPageSchema);
   }
 
   /** A harmless read (the orders of a reserved user) that tells whether Company 1 answers and accepts our token. */

@@ -76,5 +76,27 @@ export type OrderPatch = z.infer<typeof orderPatchSchema>;
 
 export const orderListSchema = z.object({ items: z.array(orderSchema) });
 
+/** The most orders one page of `GET /orders?updatedSince=…` may hold. */
+export const MAX_ORDER_PAGE_LIMIT = 100;
+
+/**
+ * The query of `GET /orders?updatedSince=<ISO 8601>&limit=<≤100>&cursor=<opaque>`: the
+ * orders changed at or after a time, for reconciliation when webhooks were lost. Strict,
+ * so a stray `userId` is refused rather than silently ignored.
+ */
+const LIMIT_RULE = `limit must be a whole number from 1 to ${MAX_ORDER_PAGE_LIMIT}`;
+export const changedOrdersQuerySchema = z
+  .object({
+    updatedSince: z.iso.datetime({ offset: true, error: 'updatedSince must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z' }),
+    limit: z.coerce.number({ error: LIMIT_RULE }).int(LIMIT_RULE).min(1, LIMIT_RULE).max(MAX_ORDER_PAGE_LIMIT, LIMIT_RULE).default(MAX_ORDER_PAGE_LIMIT),
+    cursor: z.string().min(1, 'cursor must not be empty').optional(),
+  })
+  .strict();
+export type ChangedOrdersQuery = z.input<typeof changedOrdersQuerySchema>;
+
+/** One page of changed orders, ascending by (updatedAt, id); nextCursor is null on the last. */
+export const orderPageSchema = z.object({ items: z.array(orderSchema), nextCursor: z.string().min(1).nullable() });
+export type OrderPage = z.infer<typeof orderPageSchema>;
+
 /** 409 body: the transition the order's current status does not allow. */
 export const conflictSchema = z.object({ error: z.string(), currentStatus: orderStatusSchema });

@@ -1,4 +1,4 @@
-import type { CreateOrderRequest, Order, OrderPatch } from '../partner/schema.js';
+import type { CreateOrderRequest, Order, OrderPage, OrderPatch } from '../partner/schema.js';
 
 /**
  * What the domain needs of the outside world, in its own words. The amoCRM and Company 1
@@ -67,6 +67,8 @@ export interface AmoPort {
 export interface PartnerPort {
   getOrder(id: string): Promise<Order>;
   listOrders(userId: string): Promise<Order[]>;
+  /** One page of the orders changed at or after `since`, oldest change first. */
+  listOrdersChangedSince(params: { since: Date; limit?: number; cursor?: string }): Promise<OrderPage>;
   createOrder(input: CreateOrderRequest, idempotencyKey: string): Promise<Order>;
   patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order>;
 }

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connect.js';
+import { readKv, writeKv } from '../db/kv.js';
 import { DEAL_RECONCILE } from '../inbox/accept-amo-event.js';
 import type { Job } from '../db/schema.js';
 import type { Logger } from '../logger.js';
@@ -54,8 +55,8 @@ export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now()
 
 export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ read: number; queued: number }> {
   const { db, amo, mappings, logger } = deps;
-  const saved = await db.kysely.selectFrom('kv').select('value').where('key', '=', CURSOR_KEY).executeTakeFirst();
-  const cursor = saved ? Number(saved.value) : Math.floor((nowMs - 2 * deps.intervalMs) / 1000);
+  const saved = await readKv(db.kysely, CURSOR_KEY);
+  const cursor = saved ? Number(saved) : Math.floor((nowMs - 2 * deps.intervalMs) / 1000);
   let newest = cursor;
   let read = 0;
   let queued = 0;
@@ -92,11 +93,7 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
     if (!hasMore) break;
   }
 
-  await db.kysely
-    .insertInto('kv')
-    .values({ key: CURSOR_KEY, value: String(newest), updated_at: nowMs })
-    .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(newest), updated_at: nowMs }))
-    .execute();
+  await writeKv(db.kysely, CURSOR_KEY, String(newest), nowMs);
   logger.info('sweep.done', { read, queued, cursor: newest });
   return { read, queued };
 }

@@ -23,6 +23,8 @@ export interface PartnerFaults {
 export interface RecordedRequest {
   method: string;
   path: string;
+  /** The query string without '?', when there was one. */
+  query?: string;
   /** 0 when no answer was sent (hang, client gave up). */
   status: number;
   idempotencyKey?: string;
@@ -56,7 +58,7 @@ export function createStats(): PartnerStats {
   return stats;
 }
 
-/** Records each request once, when it is answered or abandoned; the path excludes the query. */
+/** Records each request once, when it is answered or abandoned; the path excludes the query, kept apart. */
 export function recordRequests(stats: PartnerStats): RequestHandler {
   return (req, res, next) => {
     let recorded = false;
@@ -68,6 +70,8 @@ export function recordRequests(stats: PartnerStats): RequestHandler {
         path: req.path,
         status: res.headersSent ? res.statusCode : 0,
       };
+      const query = req.originalUrl.split('?')[1];
+      if (query) entry.query = query;
       const key = req.get('idempotency-key');
       if (key !== undefined) entry.idempotencyKey = key;
       if (req.body !== undefined) entry.body = req.body as unknown;

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { CreateOrderRequest, Order, OrderPatch, OrderStatus } from '../../partner/schema.js';
+import type { OrderPosition } from './cursor.js';
 import { canTransition, isFinalStatus } from './transitions.js';
 
 export type PatchOutcome =
@@ -49,6 +50,18 @@ export class OrderBook {
       .filter((order) => order.userId === userId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
       .map((order) => structuredClone(order));
+  }
+
+  /**
+   * Orders whose updatedAt is at or after `since` (ms), ascending by (updatedAt, id),
+   * starting after `after` when given; `more` says whether orders remain past this page.
+   */
+  listChangedSince(since: number, after: OrderPosition | undefined, limit: number): { items: Order[]; more: boolean } {
+    const changed = [...this.orders.values()]
+      .map((order) => ({ order, at: Date.parse(order.updatedAt) }))
+      .filter(({ order, at }) => at >= since && (!after || comparePositions({ updatedAt: at, id: order.id }, after) > 0))
+      .sort((a, b) => comparePositions({ updatedAt: a.at, id: a.order.id }, { updatedAt: b.at, id: b.order.id }));
+    return { items: changed.slice(0, limit).map(({ order }) => structuredClone(order)), more: changed.length > limit };
   }
 
   /**
@@ -117,4 +130,10 @@ export class OrderBook {
     while (this.orders.has(id));
     return id;
   }
+}
+
+/** Keyset order: by updatedAt, then by id (code units, so every client agrees). */
+function comparePositions(a: OrderPosition, b: OrderPosition): number {
+  if (a.updatedAt !== b.updatedAt) return a.updatedAt - b.updatedAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler, type Response, type Router } from 'express';
 import type { z } from 'zod';
-import { createOrderRequestSchema, orderPatchSchema, type Order } from '../../partner/schema.js';
+import { changedOrdersQuerySchema, createOrderRequestSchema, orderPatchSchema, type Order } from '../../partner/schema.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 import { canonicalJson, IdempotencyStore } from './idempotency.js';
 import type { OrderBook } from './orders.js';
 import type { WebhookType } from './webhooks.js';
@@ -30,9 +31,10 @@ export function ordersRouter({ book, onChange }: OrdersRouterDeps): Router {
   });
 
   router.get('/orders', (req, res) => {
+    if (CHANGED_ORDERS_PARAMS.some((name) => name in req.query)) return listChanged(book, req.query, res);
     const userId = req.query.userId;
     if (typeof userId !== 'string' || userId === '') {
-      res.status(400).json({ error: 'query parameter userId is required' });
+      res.status(400).json({ error: 'query parameter userId (the orders of a user) or updatedSince (the orders changed since a time) is required' });
       return;
     }
     res.json({ items: book.listByUser(userId) });
@@ -93,6 +95,30 @@ export function ordersRouter({ book, onChange }: OrdersRouterDeps): Router {
   });
 
   return router;
+}
+
+/** Any of these asks for the orders changed since a time rather than a user's orders. */
+const CHANGED_ORDERS_PARAMS = ['updatedSince', 'limit', 'cursor'];
+
+/** `GET /orders?updatedSince=…&limit=…&cursor=…` → `{ items, nextCursor }`, ascending by (updatedAt, id). */
+function listChanged(book: OrderBook, query: unknown, res: Response): void {
+  const parsed = changedOrdersQuerySchema.safeParse(query);
+  if (!parsed.success) {
+    res.status(400).json({ error: `invalid query: ${parsed.error.issues.map((issue) => issue.message).join('; ')}` });
+    return;
+  }
+  const { updatedSince, limit, cursor } = parsed.data;
+  const after = cursor === undefined ? undefined : decodeCursor(cursor);
+  if (cursor !== undefined && !after) {
+    res.status(400).json({ error: 'invalid query: cursor is not one this API issued; pass nextCursor from a previous page as is' });
+    return;
+  }
+  const page = book.listChangedSince(Date.parse(updatedSince), after, limit);
+  const last = page.items.at(-1);
+  res.json({
+    items: page.items,
+    nextCursor: page.more && last ? encodeCursor({ updatedAt: Date.parse(last.updatedAt), id: last.id }) : null,
+  });
 }
 
 /** Bearer token check; constant-time so the simulator does not teach bad habits. */
