@@ -3,7 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { amoWebhookRouter } from '../src/http/routes/amocrm-webhook.js';
 import { problemErrorHandler, sendProblem } from '../src/http/problem.js';
-import { DEAL_RECONCILE } from '../src/inbox/accept-amo-event.js';
+import { DEAL_RECONCILE } from '../src/sync/jobs.js';
 import { createTestLogger } from '../src/logger.js';
 import { buildWebhookBody, type LeadEvent, type WebhookLead, type WebhookShape } from '../src/sandbox/amo/index.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, type Stack } from '../src/sandbox/stack.js';
