@@ -12,8 +12,10 @@ import { fetchAccountCatalog } from './mappings/account-catalog.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
 import { PartnerClient } from './partner/client.js';
 import type { BackoffPolicy } from './queue/backoff.js';
+import { readQueueDepth } from './queue/depth.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
+import { syncJobs } from './sync/jobs.js';
 import { orderSyncHandler } from './sync/order-sync.js';
 import { reconcileHandler } from './sync/reconcile.js';
 import { scheduleSweep, sweepHandler } from './sync/sweep.js';
@@ -57,9 +59,9 @@ export interface Bridge {
  * is refused that could be kept.
  */
 export async function createBridge(config: Config, logger: Logger, tuning: BridgeTuning = {}): Promise<Bridge> {
-  const metrics = createMetrics();
   const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
   await migrate(db);
+  const metrics = createMetrics({ queueDepth: () => readQueueDepth(db.kysely, syncJobs.kinds) });
   if (db.dialect === 'sqlite') {
     // One process owns an SQLite file: whatever it held when it last died is free now,
     // with no need to wait for the leases to run out.
@@ -76,6 +78,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     baseUrl: config.PARTNER_API_URL,
     token: config.PARTNER_API_TOKEN,
     timeoutMs: tuning.partnerTimeoutMs,
+    metrics,
   });
   const file = loadMappingsFile(config.MAPPINGS_PATH);
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
+import { queueDepthOf } from '../src/queue/depth.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { testStack, waitFor } from './support/stack.js';
@@ -22,6 +23,37 @@ function parseExposition(text: string): Sample[] {
   }
   return samples;
 }
+
+describe('queue depth', () => {
+  it('gives every known kind every state, and ages the oldest waiting job from when it fell due', () => {
+    const now = 1_700_000_100_000;
+    const depth = queueDepthOf(
+      [
+        { kind: 'order.sync', status: 'queued', jobs: 3, oldest_due: now - 4_500 },
+        { kind: 'order.sync', status: 'dead', jobs: 1, oldest_due: null },
+        { kind: 'deals.sweep', status: 'queued', jobs: 1, oldest_due: null },
+        { kind: 'old.kind', status: 'retrying', jobs: 2, oldest_due: null },
+      ],
+      ['order.sync', 'deal.reconcile', 'deals.sweep'],
+      now,
+    );
+    expect(depth.depth.filter((d) => d.kind === 'order.sync')).toEqual([
+      { kind: 'order.sync', state: 'waiting', jobs: 3 },
+      { kind: 'order.sync', state: 'running', jobs: 0 },
+      { kind: 'order.sync', state: 'retrying', jobs: 0 },
+      { kind: 'order.sync', state: 'dead', jobs: 1 },
+    ]);
+    expect(depth.depth).toHaveLength(16);
+    expect(depth.depth).toContainEqual({ kind: 'old.kind', state: 'retrying', jobs: 2 });
+    // The sweep waits for its next run, not late: age 0.
+    expect(depth.oldestWaitingSeconds).toEqual([
+      { kind: 'deal.reconcile', seconds: 0 },
+      { kind: 'deals.sweep', seconds: 0 },
+      { kind: 'old.kind', seconds: 0 },
+      { kind: 'order.sync', seconds: 4.5 },
+    ]);
+  });
+});
 
 const customer = { firstName: 'Ирина', lastName: 'Павлова', phone: '+79035550177' };
 

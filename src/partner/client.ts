@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
+import { type Metrics, outcomeOf } from '../metrics.js';
 import {
   conflictSchema,
   orderListSchema,
@@ -28,6 +29,8 @@ export interface PartnerClientOptions {
   timeoutMs?: number;
   /** Injectable for tests; defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Counts requests by endpoint and outcome (amobridge_partner_requests_total). */
+  metrics?: Pick<Metrics, 'partnerRequests'>;
 }
 
 /** A 2xx answer that is not what the contract promises. Retrying will not fix it. */
@@ -48,6 +51,7 @@ export class PartnerClient {
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly fetchFn: typeof fetch;
+  private readonly metrics: PartnerClientOptions['metrics'];
 
   constructor(options: PartnerClientOptions) {
     // A trailing slash makes `new URL('orders', base)` keep any path prefix of the base.
@@ -56,6 +60,7 @@ export class PartnerClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     // Wrapped so a bare global fetch is never called with a foreign `this`.
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
+    this.metrics = options.metrics;
   }
 
   getOrder(id: string): Promise<Order> {
@@ -95,6 +100,8 @@ export class PartnerClient {
       headers['Idempotency-Key'] = options.idempotencyKey;
     }
     const url = new URL(path.replace(/^\//, ''), this.baseUrl);
+    // The label names the route, not the order: `/orders/:id`, `/orders`.
+    const endpoint = path.split('?')[0]!.replace(/^\/orders\/[^/]+/, '/orders/:id');
 
     // One signal for headers and body: a server that sends headers and then stalls
     // must time out too, not hang the worker.
@@ -113,8 +120,11 @@ export class PartnerClient {
       retryAfter = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
+      const timedOut = error instanceof Error && error.name === 'TimeoutError';
+      this.metrics?.partnerRequests.inc({ endpoint, outcome: outcomeOf(timedOut ? 'timeout' : 'network') });
       throw new TransportError('partner', method, path, describeTransportFailure(error, this.timeoutMs));
     }
+    this.metrics?.partnerRequests.inc({ endpoint, outcome: outcomeOf(status) });
 
     if (status < 200 || status > 299) {
       throw new HttpError('partner', method, path, status, text, parseRetryAfter(retryAfter));
