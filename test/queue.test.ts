@@ -11,7 +11,7 @@ import { enqueue } from '../src/queue/enqueue.js';
 import { describeFailure, lastErrorText } from '../src/queue/failure.js';
 import { completeJob, expireLeases, failJob, reclaimAllLeases } from '../src/queue/finish.js';
 import { defineJobs, type JobResult } from '../src/queue/jobs.js';
-import { leaseJobs, leaseSuspect } from '../src/queue/lease.js';
+import { leaseJobs, leaseSuspects } from '../src/queue/lease.js';
 import { Worker } from '../src/queue/worker.js';
 import { DATABASES, dropDb, freshDatabaseUrl, freshDb } from './support/databases.js';
 import { capturingLogger } from './support/logs.js';
@@ -75,7 +75,7 @@ describe.each(DATABASES)('queue on %s', (kind) => {
     const [job] = await lease('w1');
     const takeOver = async (now: number) => {
       await expireLeases(db.kysely, { now });
-      return (await leaseSuspect(db, { workerId: 'w2', leaseMs: 30_000, now })) ?? (await lease('w2', now))[0];
+      return (await leaseSuspects(db, { workerId: 'w2', limit: 10, leaseMs: 30_000, now }))[0] ?? (await lease('w2', now))[0];
     };
     expect(await takeOver(T0 + 10_000)).toBeUndefined();
     expect(await takeOver(T0 + 31_000)).toMatchObject({ id: job!.id, locked_by: 'w2', attempts: 2, lease_expiries: 1 });
@@ -133,9 +133,9 @@ describe.each(DATABASES)('queue on %s', (kind) => {
     expect(await db.kysely.selectFrom('jobs').select('id').execute()).toHaveLength(2);
   });
 
-  it('an expired lease counts as an attempt: the job runs again alone, and once spent ends dead with the reason', async () => {
-    await enqueue(db.kysely, { kind: 'a', key: 'poison', maxAttempts: 2 }, T0);
-    await enqueue(db.kysely, { kind: 'a', key: 'bystander', maxAttempts: 2 }, T0);
+  it('an expired lease counts as an attempt: the job runs again apart, and once spent ends dead with the reason', async () => {
+    await enqueue(db.kysely, { kind: 'a', key: 'poison', maxAttempts: 3 }, T0);
+    await enqueue(db.kysely, { kind: 'a', key: 'bystander', maxAttempts: 3 }, T0);
     const [poison, bystander] = await lease('w1', T0);
     // w1 dies with both. Nothing happens while the leases still run.
     expect(await expireLeases(db.kysely, { now: T0 + 29_000 })).toEqual({ retrying: [], dead: [] });
@@ -145,22 +145,29 @@ describe.each(DATABASES)('queue on %s', (kind) => {
       [poison!.id, 'retrying', 1, 1, 'lease expired 1 time', null],
       [bystander!.id, 'retrying', 1, 1, 'lease expired 1 time', null],
     ]);
-    // Suspects are not leased in batches, only one at a time.
+    // Suspects never share a batch with other jobs.
     await enqueue(db.kysely, { kind: 'a', key: 'fresh' }, T0 + 31_000);
-    const [fresh] = await lease('w2', T0 + 31_000);
-    expect(fresh!.job_key).toBe('fresh');
+    const [fresh, ...none] = await lease('w2', T0 + 31_000);
+    expect([fresh!.job_key, none]).toEqual(['fresh', []]);
     await completeJob(db.kysely, fresh!, T0 + 31_000);
-    const suspect = (workerId: string, now: number) => leaseSuspect(db, { workerId, leaseMs: 30_000, now });
-    expect(await suspect('w2', T0 + 31_000)).toMatchObject({ id: poison!.id, status: 'running', attempts: 2, lease_expiries: 1 });
-    // w2 dies too: the poison job's attempts are spent.
-    const spent = await expireLeases(db.kysely, { now: T0 + 62_000 });
+    const suspects = (workerId: string, now: number) => leaseSuspects(db, { workerId, limit: 10, leaseMs: 30_000, now });
+    // Lost once, they are retried together (most crashes are not the jobs' fault)…
+    expect((await suspects('w2', T0 + 31_000)).map((j) => [j.id, j.attempts])).toEqual([
+      [poison!.id, 2],
+      [bystander!.id, 2],
+    ]);
+    // …lost twice, one at a time.
+    await expireLeases(db.kysely, { now: T0 + 62_000 });
+    expect((await suspects('w3', T0 + 62_000)).map((j) => [j.id, j.attempts, j.lease_expiries])).toEqual([[poison!.id, 3, 2]]);
+    // w3 dies too: the poison job's attempts are spent.
+    const spent = await expireLeases(db.kysely, { now: T0 + 93_000 });
     expect(spent.retrying).toEqual([]);
-    expect(spent.dead).toMatchObject([{ id: poison!.id, status: 'dead', attempts: 2, lease_expiries: 2, last_error: 'lease expired 2 times' }]);
-    // The rest of the queue flows: the bystander runs (alone) and completes.
-    const again = await suspect('w3', T0 + 62_000);
-    expect(again).toMatchObject({ id: bystander!.id, attempts: 2 });
-    await completeJob(db.kysely, again!, T0 + 62_000);
-    expect(await suspect('w3', T0 + 62_000)).toBeUndefined();
+    expect(spent.dead).toMatchObject([{ id: poison!.id, status: 'dead', attempts: 3, lease_expiries: 3, last_error: 'lease expired 3 times' }]);
+    // The rest of the queue flows: the bystander runs, alone, and completes.
+    const again = await suspects('w4', T0 + 93_000);
+    expect(again).toMatchObject([{ id: bystander!.id, attempts: 3 }]);
+    await completeJob(db.kysely, again[0]!, T0 + 93_000);
+    expect(await suspects('w4', T0 + 93_000)).toEqual([]);
     expect((await listDeadJobs(db.kysely)).map((j) => j.id)).toEqual([poison!.id]);
   });
 
@@ -300,7 +307,7 @@ describe.each(DATABASES)('worker on %s', (kind) => {
     expect(rows[1]!.last_error).toMatch(/^count job has a bad payload: n: Invalid input: expected number, received string\n/);
   });
 
-  it('runs a job whose lease ran out before on its own, once the batches under way are over', async () => {
+  it('runs jobs whose lease ran out before apart from other work, once the batches under way are over', async () => {
     const events: string[] = [];
     let startedFirst!: () => void;
     const firstStarted = new Promise<void>((r) => (startedFirst = r));

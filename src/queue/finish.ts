@@ -86,7 +86,7 @@ export async function releaseJob(db: Kysely<Database>, job: Job, now = Date.now(
 }
 
 export interface ExpiredLeases {
-  /** Back in the queue as `retrying`; from now on each runs alone (see leaseSuspect). */
+  /** Back in the queue as `retrying`, as suspects: they run apart from other work (see leaseSuspects). */
   retrying: Job[];
   /** Spent: in the dead letter with "lease expired N times". */
   dead: Job[];

@@ -17,7 +17,7 @@ export interface LeaseOptions {
  * lease counts as an attempt.
  *
  * Runnable: `queued` or `retrying`, due, and never lost with a worker (a job whose lease
- * ran out is a suspect: leaseSuspect takes those, one at a time). Per-key strict FIFO, as
+ * ran out is a suspect: leaseSuspects takes those). Per-key strict FIFO, as
  * pg-boss's key_strict_fifo: a job runs only when no earlier job of its key is unfinished
  * (waiting, running, retrying or dead), so the work on one order happens one step at a
  * time and in order, while other orders flow.
@@ -50,23 +50,27 @@ export async function leaseJobs(db: Db, options: LeaseOptions): Promise<Job[]> {
 }
 
 /**
- * Takes one job whose lease ran out before (its worker died or hung while running it,
- * see expireLeases), the one lost fewest times first. The worker runs it alone, so a job
- * that kills its process takes no other job's attempts with it after the first time.
+ * Takes jobs whose lease ran out before (their worker died or hung while running them, see
+ * expireLeases): suspects, one of which may kill its process again. The worker runs them
+ * apart from any other work. Jobs lost once are taken together, up to `limit`: a crash of
+ * the process loses a whole batch at once, and most crashes are not the jobs' fault. A
+ * job lost twice or more is taken alone, so one that keeps killing its process costs the
+ * others of its first batch one more attempt, not all of theirs.
  */
-export async function leaseSuspect(db: Db, options: Omit<LeaseOptions, 'limit' | 'dueBy'>): Promise<Job | undefined> {
+export async function leaseSuspects(db: Db, options: Omit<LeaseOptions, 'dueBy'>): Promise<Job[]> {
   const now = options.now ?? Date.now();
   // A read first: there is rarely a suspect, and a read takes no write lock.
-  const candidate = await sql<{ id: number }>`
-    select j.id from jobs j
+  const candidates = await sql<{ id: number; lease_expiries: number }>`
+    select j.id, j.lease_expiries from jobs j
     where j.lease_expiries > 0 and j.status in ('queued', 'retrying') and j.run_at <= ${now}
       ${kindFilter(options.kinds)}
       and ${firstOfItsKey}
     order by j.lease_expiries, j.id
-    limit 1`.execute(db.kysely);
-  const id = candidate.rows[0]?.id;
-  if (id === undefined) return undefined;
-  // Another instance may have taken it meanwhile: the status check settles who did.
+    limit ${options.limit}`.execute(db.kysely);
+  const first = candidates.rows[0];
+  if (!first) return [];
+  const ids = first.lease_expiries === 1 ? candidates.rows.filter((c) => c.lease_expiries === 1).map((c) => c.id) : [first.id];
+  // Another instance may have taken some meanwhile: the status check settles who did.
   const leased = await sql<Job>`
     update jobs set
       status = 'running',
@@ -74,9 +78,9 @@ export async function leaseSuspect(db: Db, options: Omit<LeaseOptions, 'limit' |
       locked_by = ${options.workerId},
       locked_until = ${now + options.leaseMs},
       updated_at = ${now}
-    where id = ${id} and status in ('queued', 'retrying')
+    where id in (${sql.join(ids)}) and status in ('queued', 'retrying')
     returning *`.execute(db.kysely);
-  return leased.rows[0];
+  return leased.rows.sort((a, b) => a.id - b.id);
 }
 
 function kindFilter(kinds: string[] | undefined) {

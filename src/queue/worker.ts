@@ -7,7 +7,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import { describeFailure } from './failure.js';
 import { completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
 import { type JobHandler, type JobResult, type PayloadJob, parsePayload } from './jobs.js';
-import { leaseJobs, leaseSuspect } from './lease.js';
+import { leaseJobs, leaseSuspects } from './lease.js';
 
 export type { JobHandler, JobResult } from './jobs.js';
 
@@ -28,7 +28,7 @@ export interface WorkerOptions {
 /** Jobs leased together, and how to tell the worker they are over. */
 interface Taken {
   jobs: Job[];
-  /** A suspect (its lease ran out before): it runs once the batches under way are over. */
+  /** Suspects (their lease ran out before): they run once the batches under way are over. */
   solo: boolean;
   /** The batches under way when it was taken. */
   others: Array<Promise<void>>;
@@ -49,7 +49,7 @@ export class Worker {
   private inFlight = new Set<Job>();
   /** Batches under way; each resolves when its batch is over. */
   private batches = new Set<Promise<void>>();
-  /** A suspect is taken: nothing else is leased until it has run. */
+  /** Suspects are taken: nothing else is leased until they have run. */
   private solo = false;
   /** Lease decisions are taken one at a time (whether a suspect may run depends on the others). */
   private turn: Promise<unknown> = Promise.resolve();
@@ -103,7 +103,7 @@ export class Worker {
     for (const job of jobs) this.inFlight.add(job);
     const heartbeat = setInterval(() => void this.extendLeases(jobs), Math.max(250, this.leaseMs / 3));
     try {
-      // A suspect runs alone: should it kill the process again, it takes no other job with it.
+      // Suspects run apart: should one kill the process again, it takes no other work with it.
       if (taken.solo) await Promise.all(taken.others);
       else await this.gather(jobs);
       for (const job of jobs) this.inFlight.add(job);
@@ -118,34 +118,48 @@ export class Worker {
     return jobs.length;
   }
 
-  private take(): Promise<Taken | undefined> {
-    const next = this.turn.then(() => this.decide());
-    this.turn = next.catch(() => undefined);
-    return next;
+  /**
+   * The decision (suspects or a batch?) is taken one loop at a time; a batch's lease, the
+   * slow statement under a large backlog, then runs beside the other loops'.
+   */
+  private async take(): Promise<Taken | undefined> {
+    const decided = this.turn.then(() => this.decide());
+    this.turn = decided.catch(() => undefined);
+    const taken = await decided;
+    if (!taken || taken.solo) return taken;
+    try {
+      const lease = { workerId: this.id, limit: this.batchSize, leaseMs: this.leaseMs, kinds: [...this.handlers.keys()] };
+      taken.jobs.push(...(await leaseJobs(this.options.db, lease)));
+    } finally {
+      if (taken.jobs.length === 0) taken.finish();
+    }
+    return taken.jobs.length > 0 ? taken : undefined;
   }
 
   /**
-   * Ends the leases that ran out, then takes a suspect if there is one (to run alone),
-   * else a batch. The new batch is registered before the next decision is taken.
+   * Ends the leases that ran out, then takes the suspects if there are any (to run apart),
+   * or opens the slot of a batch that take() then leases. Either is registered among the
+   * batches under way before the next decision, so suspects wait for every batch before them.
    */
   private async decide(): Promise<Taken | undefined> {
     if (this.solo) return undefined;
     const now = Date.now();
     await this.endExpiredLeases(now);
-    const kinds = [...this.handlers.keys()];
-    const suspect = await leaseSuspect(this.options.db, { workerId: this.id, leaseMs: this.leaseMs, kinds, now });
-    const jobs = suspect
-      ? [suspect]
-      : await leaseJobs(this.options.db, { workerId: this.id, limit: this.batchSize, leaseMs: this.leaseMs, kinds, now });
-    if (jobs.length === 0) return undefined;
-    const solo = suspect !== undefined;
+    const suspects = await leaseSuspects(this.options.db, {
+      workerId: this.id,
+      limit: this.batchSize,
+      leaseMs: this.leaseMs,
+      kinds: [...this.handlers.keys()],
+      now,
+    });
+    const solo = suspects.length > 0;
     if (solo) this.solo = true;
     const others = [...this.batches];
     let resolve!: () => void;
     const over = new Promise<void>((r) => (resolve = r));
     this.batches.add(over);
     return {
-      jobs,
+      jobs: suspects,
       solo,
       others,
       finish: () => {
