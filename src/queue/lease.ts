@@ -29,12 +29,7 @@ export async function leaseJobs(db: Db, options: LeaseOptions): Promise<Job[]> {
   const now = options.now ?? Date.now();
   const lock = db.dialect === 'postgres' ? sql`for update skip locked` : sql``;
   const result = await sql<Job>`
-    update jobs set
-      status = 'running',
-      attempts = attempts + 1,
-      locked_by = ${options.workerId},
-      locked_until = ${now + options.leaseMs},
-      updated_at = ${now}
+    update jobs set ${leaseTo(options, now)}
     where id in (
       select j.id from jobs j
       where j.status in ('queued', 'retrying') and j.run_at <= ${options.dueBy ?? now}
@@ -72,15 +67,15 @@ export async function leaseSuspects(db: Db, options: Omit<LeaseOptions, 'dueBy'>
   const ids = first.lease_expiries === 1 ? candidates.rows.filter((c) => c.lease_expiries === 1).map((c) => c.id) : [first.id];
   // Another instance may have taken some meanwhile: the status check settles who did.
   const leased = await sql<Job>`
-    update jobs set
-      status = 'running',
-      attempts = attempts + 1,
-      locked_by = ${options.workerId},
-      locked_until = ${now + options.leaseMs},
-      updated_at = ${now}
+    update jobs set ${leaseTo(options, now)}
     where id in (${sql.join(ids)}) and status in ('queued', 'retrying')
     returning *`.execute(db.kysely);
   return leased.rows.sort((a, b) => a.id - b.id);
+}
+
+/** A lease: running for its worker until now + leaseMs, one more attempt spent. */
+function leaseTo(options: { workerId: string; leaseMs: number }, now: number) {
+  return sql`status = 'running', attempts = attempts + 1, locked_by = ${options.workerId}, locked_until = ${now + options.leaseMs}, updated_at = ${now}`;
 }
 
 function kindFilter(kinds: string[] | undefined) {
