@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 /**
  * The whole database in one interface; every query is checked against it.
@@ -45,9 +45,9 @@ export interface JobsTable {
   job_key: string;
   /**
    * JSON text, parsed by the worker with its kind's schema (src/queue/jobs.ts). A text
-   * column, not JSONColumnType: both drivers hand it back as a string.
+   * column, not JSONColumnType: both drivers hand it back as a string. Written once.
    */
-  payload: string;
+  payload: ColumnType<string, string, never>;
   status: JobStatus;
   attempts: number;
   max_attempts: number;
