@@ -1,11 +1,13 @@
 import { CompiledQuery, type KyselyPlugin, type QueryId, type RootOperationNode, sql } from 'kysely';
+import { z } from 'zod';
 import { connect, type Db } from '../src/db/connect.js';
 import { migrate } from '../src/db/migrate.js';
 import type { Insertable } from 'kysely';
 import type { JobsTable } from '../src/db/schema.js';
 import { createLogger } from '../src/logger.js';
 import { leaseJobs } from '../src/queue/lease.js';
-import { type JobHandler, type JobResult, Worker } from '../src/queue/worker.js';
+import { defineJobs, type JobResult } from '../src/queue/jobs.js';
+import { Worker } from '../src/queue/worker.js';
 import { childArgs, emitResult } from './lib/child.js';
 
 /**
@@ -49,6 +51,7 @@ export interface QueueRunResult {
 }
 
 const KIND = 'bench.noop';
+const benchJobs = defineJobs({ [KIND]: z.object({}) });
 const args = childArgs<QueueArgs>();
 const db = connect(args.url, { schema: args.schema });
 // Kysely's migrator lists the tables of every schema; a schema dropped meanwhile by
@@ -182,14 +185,13 @@ async function processRound(target: number): Promise<{ processed: number; second
   let handled = 0;
   let reached: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (reached = resolve));
-  const handler: JobHandler = {
-    kind: KIND,
+  const handler = benchJobs.handler(KIND, {
     async run(jobs) {
       handled += jobs.length;
       if (handled >= target) reached();
       return new Map<number, JobResult>(jobs.map((j) => [j.id, { type: 'done' }]));
     },
-  };
+  });
   const worker = new Worker({ db, handlers: [handler], logger });
   const before = await doneCount();
   let timer: NodeJS.Timeout | undefined;

@@ -14,8 +14,10 @@ import { fetchAccountCatalog } from './mappings/account-catalog.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
 import { PartnerClient } from './partner/client.js';
 import { backoffDelay, type BackoffPolicy } from './queue/backoff.js';
+import { readQueueDepth } from './queue/depth.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
+import { syncJobs } from './sync/jobs.js';
 import { orderSyncHandler } from './sync/order-sync.js';
 import { partnerSweepHandler, schedulePartnerSweep } from './sync/partner-sweep.js';
 import { reconcileHandler } from './sync/reconcile.js';
@@ -66,9 +68,9 @@ export interface Bridge {
  * is refused that could be kept.
  */
 export async function createBridge(config: Config, logger: Logger, tuning: BridgeTuning = {}): Promise<Bridge> {
-  const metrics = createMetrics();
   const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
   await migrate(db);
+  const metrics = createMetrics({ queueDepth: () => readQueueDepth(db.kysely, syncJobs.kinds) });
   if (db.dialect === 'sqlite') {
     // One process owns an SQLite file: whatever it held when it last died is free now,
     // with no need to wait for the leases to run out.

@@ -1,12 +1,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueDepth } from './queue/depth.js';
+
+export interface MetricSources {
+  /** The queue as it stands, read at scrape time (src/queue/depth.ts). */
+  queueDepth?: () => Promise<QueueDepth>;
+}
 
 /**
  * Prometheus metrics of one bridge process. Each app instance owns a registry, so tests
  * that start several bridges in one process do not share counters.
  */
-export function createMetrics() {
+export function createMetrics(sources: MetricSources = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'amobridge_' });
+  const queue = onePerScrape(sources.queueDepth);
   return {
     registry,
     amoRequests: new Counter({
@@ -52,12 +59,44 @@ export function createMetrics() {
       labelNames: ['kind', 'result'] as const,
       registers: [registry],
     }),
-    jobsWaiting: new Gauge({
-      name: 'amobridge_jobs_waiting',
-      help: 'Jobs by status, sampled at scrape time',
-      labelNames: ['status'] as const,
+    queueDepth: new Gauge({
+      name: 'amobridge_queue_depth',
+      help: 'Jobs by kind and state (waiting, running, retrying, dead), read at scrape time',
+      labelNames: ['kind', 'state'] as const,
       registers: [registry],
+      async collect() {
+        this.reset();
+        for (const { kind, state, jobs } of (await queue())?.depth ?? []) this.set({ kind, state }, jobs);
+      },
     }),
+    queueOldestWaitingSeconds: new Gauge({
+      name: 'amobridge_queue_oldest_waiting_seconds',
+      help: 'Seconds the oldest due waiting job of each kind has waited, read at scrape time',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const { kind, seconds } of (await queue())?.oldestWaitingSeconds ?? []) this.set({ kind }, seconds);
+      },
+    }),
+  };
+}
+
+/**
+ * The registry collects every metric at once, so the gauges fed by one query share one
+ * read per scrape. A failed read leaves them without samples (an absent series is
+ * visible, a stale one would not be); /readyz reports the database.
+ */
+function onePerScrape<T>(read: (() => Promise<T>) | undefined): () => Promise<T | undefined> {
+  let pending: Promise<T | undefined> | undefined;
+  return () => {
+    if (!read) return Promise.resolve(undefined);
+    pending ??= read()
+      .catch(() => undefined)
+      .finally(() => {
+        pending = undefined;
+      });
+    return pending;
   };
 }
 

@@ -55,4 +55,26 @@ describe.each(DATABASES)('admin API on %s', (kind) => {
     await revokeApiKey(db, operator.id);
     expect((await request(app).get('/admin/jobs').set('authorization', `Bearer ${operator.key}`)).status).toBe(401);
   });
+
+  it('lists the jobs waiting for a retry, with the error that failed them', async () => {
+    // A retry waits a minute, so the job is still retrying when it is listed.
+    stack = await testStack(kind, `admin-retrying-${kind}`, { tuning: { backoff: { baseMs: 60_000, maxMs: 60_000 } } });
+    await stack.bridge.ready;
+    const db = stack.bridge.db.kysely;
+    const reader = await createApiKey(db, 'ops-reader', ['jobs:read']);
+    stack.partner.faults.outage = true;
+    const order = await stack.partner.createOrderAsUser({ userId: 'admin-retry', customer: { firstName: 'A', lastName: 'B', phone: '+79990000002' } });
+    await waitFor('a retrying job', async () => (await db.selectFrom('jobs').select('id').where('status', '=', 'retrying').execute()).length > 0);
+
+    const res = await request(stack.bridge.app).get('/admin/jobs?status=retrying').set('authorization', `Bearer ${reader.key}`);
+    expect(res.status).toBe(200);
+    expect(res.body.items).toHaveLength(1);
+    expect(res.body.items[0]).toMatchObject({ kind: 'order.sync', key: `order:${order.id}`, status: 'retrying', attempts: 1 });
+    expect(res.body.items[0].lastError).toMatch(/^partner PATCH \/orders\/\S+ answered 503/);
+    expect(Date.parse(res.body.items[0].runAt)).toBeGreaterThan(Date.now() + 20_000);
+
+    const bad = await request(stack.bridge.app).get('/admin/jobs?status=stuck').set('authorization', `Bearer ${reader.key}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toMatch(/queued.*running.*retrying.*dead/);
+  });
 });

@@ -6,6 +6,13 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
+import { connect } from '../src/db/connect.js';
+import { migrate } from '../src/db/migrate.js';
+import { PermanentError } from '../src/lib/http-error.js';
+import { enqueue } from '../src/queue/enqueue.js';
+import { describeFailure } from '../src/queue/failure.js';
+import { failJob } from '../src/queue/finish.js';
+import { leaseJobs } from '../src/queue/lease.js';
 import { editedMappings } from './support/mappings.js';
 
 const run = promisify(execFile);
@@ -83,5 +90,27 @@ describe('amobridge CLI', () => {
     const wrong = await cli(['frobnicate']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/unknown command: frobnicate[\s\S]*usage: amobridge/);
+  });
+
+  it('dead list shows each dead job on one line, dead show its whole last error', async () => {
+    const db = connect(env.DATABASE_URL!);
+    let id: number;
+    try {
+      await migrate(db);
+      await enqueue(db.kysely, { kind: 'order.sync', key: 'order:DM-7', payload: { orderId: 'DM-7' }, maxAttempts: 1 });
+      const [job] = await leaseJobs(db, { workerId: 'cli-test', limit: 1, leaseMs: 30_000 });
+      id = job!.id;
+      const error = new PermanentError('partner PATCH /orders/DM-7 answered 422');
+      await failJob(db.kysely, job!, describeFailure(error), { baseMs: 1000, maxMs: 1000 });
+    } finally {
+      await db.close();
+    }
+    const list = await cli(['dead', 'list']);
+    expect(list.stdout).toBe(`${id}\torder.sync\torder:DM-7\tattempts 1\tpartner PATCH /orders/DM-7 answered 422\n`);
+    const show = await cli(['dead', 'show', String(id)]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^job \d+ order\.sync order:DM-7\nattempts 1 of 1 \(0 ended by lease expiry\)\n/);
+    expect(show.stdout).toMatch(/\n\npartner PATCH \/orders\/DM-7 answered 422\n\s+at .*cli\.test\.ts/);
+    expect((await cli(['dead', 'show', '999999'])).code).toBe(1);
   });
 });

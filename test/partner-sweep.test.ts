@@ -10,7 +10,6 @@ import { createPartnerSimulator, DEFAULT_PARTNER_API_TOKEN, type PartnerSimulato
 import type { Stack } from '../src/sandbox/stack.js';
 import {
   ordersToTakeIn,
-  PARTNER_SWEEP,
   PARTNER_SWEEP_FIRST_SPAN_MS,
   PARTNER_SWEEP_OVERLAP_MS,
   partnerSweepHandler,
@@ -20,6 +19,7 @@ import {
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
 import { loadMappingsFile } from '../src/mappings/load.js';
+import { PARTNER_SWEEP } from '../src/sync/jobs.js';
 import { editedMappings } from './support/mappings.js';
 import { testStack, waitFor } from './support/stack.js';
 

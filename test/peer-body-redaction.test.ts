@@ -1,11 +1,12 @@
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../src/admin/api-keys.js';
-import { ORDER_SYNC } from '../src/inbox/accept-partner-event.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { PermanentError } from '../src/lib/http-error.js';
 import { createTestLogger } from '../src/logger.js';
-import { enqueue } from '../src/queue/enqueue.js';
+import { z } from 'zod';
+import { defineJobs } from '../src/queue/jobs.js';
+import { ORDER_SYNC } from '../src/sync/jobs.js';
 import { Worker } from '../src/queue/worker.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
@@ -24,7 +25,7 @@ describe.each(DATABASES)('a Company 1 answer that echoes the customer, on %s', (
 
   it.each([
     [422, 'dead'],
-    [409, 'queued'],
+    [409, 'retrying'],
   ] as const)('a %i leaves her out of jobs.last_error, the admin API and the logs', async (status, jobStatus) => {
     const logs = captureLogs('debug');
     stack = await testStack(kind, `peer-body-${status}-${kind}`, { logger: logs.logger });
@@ -58,22 +59,25 @@ describe.each(DATABASES)('a failure of any kind, on %s', (kind) => {
   it('reaches jobs.last_error without the phone, e-mail or token it quoted', async () => {
     const db = await freshDb(kind, `last-error-${kind}`);
     try {
-      await enqueue(db.kysely, { kind: 'check', key: 'order:R-1' });
+      const checkJobs = defineJobs({ check: z.object({}) });
+      await checkJobs.enqueue(db.kysely, 'check', {}, { key: 'order:R-1' });
       const worker = new Worker({
         db,
         logger: createTestLogger(),
         handlers: [
-          {
-            kind: 'check',
+          checkJobs.handler('check', {
             run: async (jobs) =>
               new Map(jobs.map((j) => [j.id, { type: 'failed', error: new PermanentError(`no contact for ${customer.phone} / ${customer.email}, token eyJhbGciOiJIUzI1NiJ9.e30.c2ln`) }])),
-          },
+          }),
         ],
       });
       expect(await worker.runOnce()).toBe(1);
       const job = await db.kysely.selectFrom('jobs').selectAll().executeTakeFirstOrThrow();
       expect(job.status).toBe('dead');
-      expect(job.last_error).toBe('no contact for ***0101 / [email], token [redacted]');
+      // The message first, then the stack (kept for the person reading the dead letter).
+      expect(job.last_error!.split('\n')[0]).toBe('no contact for ***0101 / [email], token [redacted]');
+      expect(job.last_error).toMatch(/\n\s+at /);
+      expect(job.last_error).not.toMatch(CUSTOMER_TRACE);
     } finally {
       await dropDb(db);
     }

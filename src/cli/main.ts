@@ -10,7 +10,7 @@ import { describeMappings } from '../mappings/describe.js';
 import { loadMappingsFile, MappingsError } from '../mappings/load.js';
 import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
-import { listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
+import { findDeadJob, listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
 
 /** `amobridge <command>`: operator tasks against the configured account and database. */
 
@@ -19,6 +19,7 @@ const USAGE = `usage: amobridge <command>
   webhooks register <url> subscribe <url>/webhooks/amocrm/<secret> to deal changes
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
+  dead show <job-id>      a dead job with its whole last error (the stack)
   dead replay <job-id>    send a dead job back to the queue
   apikey create <name> <scope>...   an admin API key (scopes: ${SCOPES.join(', ')}); shown once
   apikey revoke <id>      revoke an admin API key
@@ -69,8 +70,23 @@ async function main(argv: string[]): Promise<number> {
       const jobs = await listDeadJobs(db.kysely);
       if (jobs.length === 0) process.stdout.write('no dead jobs\n');
       for (const job of jobs) {
-        process.stdout.write(`${job.id}\t${job.kind}\t${job.job_key}\tattempts ${job.attempts}\t${job.last_error ?? ''}\n`);
+        // One line per job: the error's message; `dead show` has the stack.
+        process.stdout.write(`${job.id}\t${job.kind}\t${job.job_key}\tattempts ${job.attempts}\t${(job.last_error ?? '').split('\n')[0]}\n`);
       }
+      return 0;
+    }
+    if (command === 'dead' && sub === 'show') {
+      const id = Number(arg);
+      if (!Number.isInteger(id)) throw new UsageError('dead show needs a job id');
+      const job = await findDeadJob(db.kysely, id);
+      if (!job) {
+        process.stdout.write(`job ${id} is not dead\n`);
+        return 1;
+      }
+      process.stdout.write(
+        `job ${job.id} ${job.kind} ${job.job_key}\nattempts ${job.attempts} of ${job.max_attempts} (${job.lease_expiries} ended by lease expiry)\n` +
+          `dead since ${new Date(job.updated_at).toISOString()}\n\n${job.last_error ?? ''}\n`,
+      );
       return 0;
     }
     if (command === 'dead' && sub === 'replay') {

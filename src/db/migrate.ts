@@ -3,11 +3,18 @@ import type { Db } from './connect.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_webview.js';
 import * as m003 from './migrations/003_api_keys.js';
+import * as m004 from './migrations/004_job_states.js';
 import * as m006 from './migrations/006_deal_updates.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
-  const all = { '001_initial': m001, '002_webview': m002, '003_api_keys': m003, '006_deal_updates': m006 };
+  const all = {
+    '001_initial': m001,
+    '002_webview': m002,
+    '003_api_keys': m003,
+    '004_job_states': m004,
+    '006_deal_updates': m006,
+  };
   const provider: MigrationProvider = {
     async getMigrations() {
       const out: Record<string, Migration> = {};

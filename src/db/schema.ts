@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 /**
  * The whole database in one interface; every query is checked against it.
@@ -31,20 +31,33 @@ export interface InboxTable {
   body: string;
 }
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
+/**
+ * A job's life: `queued` (waiting for its first run, or put back without spending an
+ * attempt), `running` (leased), `retrying` (an attempt failed; waiting for the next),
+ * then `done` or `dead` (the dead letter: attempts spent, or a permanent failure).
+ */
+export const JOB_STATUSES = ['queued', 'running', 'retrying', 'done', 'dead'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export interface JobsTable {
   id: Generated<number>;
   kind: string;
   /** Serialization key: jobs with the same key run one at a time, in id order. */
   job_key: string;
-  payload: string;
+  /**
+   * JSON text, parsed by the worker with its kind's schema (src/queue/jobs.ts). A text
+   * column, not JSONColumnType: both drivers hand it back as a string. Written once.
+   */
+  payload: ColumnType<string, string, never>;
   status: JobStatus;
   attempts: number;
   max_attempts: number;
   run_at: number;
   locked_by: string | null;
   locked_until: number | null;
+  /** How many of its attempts ended with the lease running out (the worker died or hung). */
+  lease_expiries: Generated<number>;
+  /** The last failure: its message on the first line, then where it was thrown. */
   last_error: string | null;
   inbox_id: number | null;
   created_at: number;

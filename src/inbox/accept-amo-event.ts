@@ -3,11 +3,8 @@ import type { Transaction } from 'kysely';
 import qs from 'qs';
 import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
-import { enqueue } from '../queue/enqueue.js';
+import { DEAL_RECONCILE, syncJobs } from '../sync/jobs.js';
 import type { AmoWebhookAccount, AmoWebhookEvent } from './amo-webhook-body.js';
-
-/** The job that re-reads a deal and drives its order from the deal's current stage. */
-export const DEAL_RECONCILE = 'deal.reconcile';
 
 /**
  * Stage events wait this long before they run, and the first one due takes every event
@@ -102,9 +99,11 @@ export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now =
       }
       accepted++;
       const orderId = orderOfDeal.get(dealId);
-      await enqueue(
+      await syncJobs.enqueue(
         trx,
-        { kind: DEAL_RECONCILE, key: orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`, payload: { dealId }, inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
+        DEAL_RECONCILE,
+        { dealId },
+        { key: orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`, inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
         now,
       );
     }

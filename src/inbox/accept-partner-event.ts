@@ -2,9 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
 import type { Order, OrderWebhook } from '../partner/schema.js';
-import { enqueue } from '../queue/enqueue.js';
-
-export const ORDER_SYNC = 'order.sync';
+import { ORDER_SYNC, syncJobs } from '../sync/jobs.js';
 
 export type AcceptResult = { accepted: true; inboxId: number } | { accepted: false; reason: 'duplicate' };
 
@@ -111,7 +109,7 @@ export async function recordOrder(
     })
     .execute();
 
-  await enqueue(trx, { kind: ORDER_SYNC, key: `order:${order.id}`, payload: { orderId: order.id }, inboxId: source.inboxId ?? null }, now);
+  await syncJobs.enqueue(trx, ORDER_SYNC, { orderId: order.id }, { key: `order:${order.id}`, inboxId: source.inboxId ?? null }, now);
 }
 
 /**

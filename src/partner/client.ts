@@ -141,6 +141,8 @@ export class PartnerClient {
       headers['Idempotency-Key'] = options.idempotencyKey;
     }
     const url = new URL(path.replace(/^\//, ''), this.baseUrl);
+    // The label names the route, not the order: `/orders/:id`, `/orders`.
+    const endpoint = path.split('?')[0]!.replace(/^\/orders\/[^/]+/, '/orders/:id');
 
     // One signal for headers and body: a server that sends headers and then stalls
     // must time out too, not hang the worker.

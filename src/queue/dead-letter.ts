@@ -7,12 +7,18 @@ export async function listDeadJobs(db: Kysely<Database>, limit = 100): Promise<J
   return db.selectFrom('jobs').selectAll().where('status', '=', 'dead').orderBy('updated_at', 'desc').limit(limit).execute();
 }
 
+/** One job of the dead letter, with its whole last error. */
+export async function findDeadJob(db: Kysely<Database>, id: number): Promise<Job | undefined> {
+  return db.selectFrom('jobs').selectAll().where('id', '=', id).where('status', '=', 'dead').executeTakeFirst();
+}
+
 /**
  * Sends a dead job back to the queue with a fresh budget. Its key was blocked while it
- * lay dead, so the jobs behind it run after it, in order.
+ * lay dead, so the jobs behind it run after it, in order. It waits as `queued` (nothing
+ * has failed since a person looked); one that lost its worker before still runs alone.
  */
 export async function replayDeadJob(db: Kysely<Database>, id: number, now = Date.now()): Promise<boolean> {
-  const job = await db.selectFrom('jobs').select(['attempts']).where('id', '=', id).where('status', '=', 'dead').executeTakeFirst();
+  const job = await findDeadJob(db, id);
   if (!job) return false;
   const result = await db
     .updateTable('jobs')

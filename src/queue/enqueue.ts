@@ -18,6 +18,12 @@ export const DEFAULT_MAX_ATTEMPTS = 12;
  * the same order that arrive while its job still waits cost no extra work, because the
  * worker reads current state rather than replaying the event. Returns whether a new job
  * was created. Meant to run inside the transaction that stored the event.
+ *
+ * Only a job that has never run is joined. A `retrying` job may yet end dead, and a
+ * running one has read its state already: a new event makes a new job behind them.
+ *
+ * The untyped primitive: domain code enqueues through its job catalog (defineJobs in
+ * ./jobs.ts), which checks the payload against the kind.
  */
 export async function enqueue(
   db: Kysely<Database> | Transaction<Database>,

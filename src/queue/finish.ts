@@ -1,10 +1,11 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, type SqlBool, sql } from 'kysely';
 import type { Database, Job } from '../db/schema.js';
 import { type BackoffPolicy, nextRunAt } from './backoff.js';
+import { type Failure, lastErrorText } from './failure.js';
 
 /**
- * The three ways a leased job ends. Each update is guarded by `locked_by`, so a worker
- * whose lease expired and was taken over cannot overwrite the new owner's result.
+ * The ways a leased job ends. Each update is guarded by `locked_by`, so a worker whose
+ * lease expired and was taken over cannot overwrite the new owner's result.
  */
 
 export async function completeJob(db: Kysely<Database>, job: Job, now = Date.now()): Promise<void> {
@@ -18,24 +19,28 @@ export async function completeJob(db: Kysely<Database>, job: Job, now = Date.now
 
 export type FailOutcome = 'retry' | 'dead';
 
-/** Schedules a retry with backoff, or moves the job to the dead letter when it is spent. */
+/**
+ * An attempt failed: the job waits as `retrying` for its next one (backoff, or later if
+ * the server asked), or goes to the dead letter when it is spent or the failure is
+ * permanent. last_error keeps the message and the stack.
+ */
 export async function failJob(
   db: Kysely<Database>,
   job: Job,
-  error: { message: string; retryable: boolean; retryAfterMs?: number },
+  failure: Pick<Failure, 'message' | 'stack' | 'retryable' | 'retryAfterMs'>,
   policy: BackoffPolicy,
   now = Date.now(),
 ): Promise<FailOutcome> {
   const spent = job.attempts >= job.max_attempts;
-  const outcome: FailOutcome = error.retryable && !spent ? 'retry' : 'dead';
+  const outcome: FailOutcome = failure.retryable && !spent ? 'retry' : 'dead';
   await db
     .updateTable('jobs')
     .set({
-      status: outcome === 'retry' ? 'queued' : 'dead',
-      run_at: outcome === 'retry' ? nextRunAt(now, job.attempts, policy, error.retryAfterMs) : job.run_at,
+      status: outcome === 'retry' ? 'retrying' : 'dead',
+      run_at: outcome === 'retry' ? nextRunAt(now, job.attempts, policy, failure.retryAfterMs) : job.run_at,
       locked_by: null,
       locked_until: null,
-      last_error: error.message.slice(0, 4000),
+      last_error: lastErrorText(failure),
       updated_at: now,
     })
     .where('id', '=', job.id)
@@ -47,7 +52,7 @@ export async function failJob(
 /**
  * Puts a job back without counting the attempt: for work that has to wait on something
  * that is not a failure (another step of the same user in flight, a search index that
- * trails a create).
+ * trails a create). It waits as `queued`, not `retrying`: nothing failed.
  */
 export async function postponeJob(
   db: Kysely<Database>,
@@ -61,7 +66,8 @@ export async function postponeJob(
     .set({
       status: 'queued',
       // The lease counted as an attempt; giving one back keeps the budget whole. (attempts
-      // itself stays above 0 so the job never collides with a newer waiting job of its key.)
+      // itself stays above 0 so the job never collides with a newer waiting job of its key
+      // in the coalescing index jobs_waiting_once.)
       max_attempts: job.max_attempts + 1,
       run_at: now + delayMs,
       locked_by: null,
@@ -79,15 +85,52 @@ export async function releaseJob(db: Kysely<Database>, job: Job, now = Date.now(
   await postponeJob(db, job, 0, 'released at shutdown', now);
 }
 
+export interface ExpiredLeases {
+  /** Back in the queue as `retrying`, as suspects: they run apart from other work (see leaseSuspects). */
+  retrying: Job[];
+  /** Spent: in the dead letter with "lease expired N times". */
+  dead: Job[];
+}
+
 /**
- * Frees every leased job at once. Only for a database no other instance works on (the
- * embedded SQLite file at start-up): the attempts they were on still count.
+ * Ends the leases that ran out (their worker died or hung): each counts as a failed
+ * attempt. A job with attempts left waits as `retrying`; a spent one goes to the dead
+ * letter with the reason "lease expired N times", N being how many of its attempts ended
+ * this way. Without this a job that kills its worker would be leased forever.
+ *
+ * `all` ends every lease, expired or not: only for a database no other instance works on
+ * (the embedded SQLite file at start-up, see reclaimAllLeases).
+ */
+export async function expireLeases(db: Kysely<Database>, options: { now?: number; all?: boolean } = {}): Promise<ExpiredLeases> {
+  const now = options.now ?? Date.now();
+  // Literal 'running', as in the partial index jobs_leases.
+  const lapsed = options.all ? sql<SqlBool>`status = 'running'` : sql<SqlBool>`status = 'running' and locked_until < ${now}`;
+  // A read first: the common answer is "none", and it takes no write lock.
+  const any = await db.selectFrom('jobs').select('id').where(lapsed).limit(1).executeTakeFirst();
+  if (!any) return { retrying: [], dead: [] };
+  const rows = await db
+    .updateTable('jobs')
+    .set({
+      status: sql<'retrying' | 'dead'>`case when attempts >= max_attempts then 'dead' else 'retrying' end`,
+      lease_expiries: sql<number>`lease_expiries + 1`,
+      last_error: sql<string>`'lease expired ' || cast(lease_expiries + 1 as text) || case when lease_expiries = 0 then ' time' else ' times' end`,
+      run_at: now,
+      locked_by: null,
+      locked_until: null,
+      updated_at: now,
+    })
+    .where(lapsed)
+    .returningAll()
+    .execute();
+  return { retrying: rows.filter((j) => j.status === 'retrying'), dead: rows.filter((j) => j.status === 'dead') };
+}
+
+/**
+ * Ends every lease at once: the embedded SQLite file at start-up, which one process owns,
+ * so whatever it held when it last died is free now. The attempts they were on count, so
+ * a job that crashes the process at start ends dead instead of looping.
  */
 export async function reclaimAllLeases(db: Kysely<Database>, now = Date.now()): Promise<number> {
-  const result = await db
-    .updateTable('jobs')
-    .set({ status: 'queued', run_at: now, locked_by: null, locked_until: null, updated_at: now })
-    .where('status', '=', 'running')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  const { retrying, dead } = await expireLeases(db, { now, all: true });
+  return retrying.length + dead.length;
 }

@@ -1,35 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Job } from '../db/schema.js';
-import { isRetryable } from '../lib/http-error.js';
-import { redactText } from '../lib/redact.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
-import { completeJob, failJob, postponeJob, releaseJob } from './finish.js';
-import { leaseJobs } from './lease.js';
+import { describeFailure } from './failure.js';
+import { completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
+import { type JobHandler, type JobResult, type PayloadJob, parsePayload } from './jobs.js';
+import { leaseJobs, leaseSuspects } from './lease.js';
 
-/** What became of one job of a batch. */
-export type JobResult =
-  | { type: 'done' }
-  /** Not a failure: wait and try again without spending an attempt. */
-  | { type: 'postpone'; delayMs: number; reason: string }
-  | { type: 'failed'; error: unknown };
-
-/**
- * Runs the jobs of one kind. It gets a whole batch (at most one job per key, thanks to
- * the lease's FIFO rule) so it can share amoCRM calls between them, and answers per job.
- */
-export interface JobHandler {
-  kind: string;
-  /**
-   * Batch gathering: when a job of this kind is taken, jobs of the same kind due within
-   * this many ms join its batch now. Events enqueued a little in the future (see
-   * enqueue's runAt) then share one batched amoCRM read instead of one read each.
-   */
-  gatherMs?: number;
-  run(jobs: Job[]): Promise<Map<number, JobResult>>;
-}
+export type { JobHandler, JobResult } from './jobs.js';
 
 export interface WorkerOptions {
   db: Db;
@@ -45,6 +25,16 @@ export interface WorkerOptions {
   backoff?: BackoffPolicy;
 }
 
+/** Jobs leased together, and how to tell the worker they are over. */
+interface Taken {
+  jobs: Job[];
+  /** Suspects (their lease ran out before): they run once the batches under way are over. */
+  solo: boolean;
+  /** The batches under way when it was taken. */
+  others: Array<Promise<void>>;
+  finish(): void;
+}
+
 export class Worker {
   readonly id: string;
   private readonly handlers: Map<string, JobHandler>;
@@ -57,6 +47,14 @@ export class Worker {
   private loops: Promise<void>[] = [];
   private wakers = new Set<() => void>();
   private inFlight = new Set<Job>();
+  /** Batches under way; each resolves when its batch is over. */
+  private batches = new Set<Promise<void>>();
+  /** Suspects are taken: nothing else is leased until they have run. */
+  private solo = false;
+  /** Lease decisions are taken one at a time (whether a suspect may run depends on the others). */
+  private turn: Promise<unknown> = Promise.resolve();
+  /** Heartbeats failed in a row: the first is logged, then the recovery. */
+  private heartbeatFailures = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.id = options.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
@@ -99,25 +97,90 @@ export class Worker {
 
   /** Leases and runs one batch; answers how many jobs it took. Tests drive it directly. */
   async runOnce(): Promise<number> {
-    const jobs = await leaseJobs(this.options.db, {
-      workerId: this.id,
-      limit: this.batchSize,
-      leaseMs: this.leaseMs,
-      kinds: [...this.handlers.keys()],
-    });
-    if (jobs.length === 0) return 0;
-    await this.gather(jobs);
+    const taken = await this.take();
+    if (!taken) return 0;
+    const { jobs } = taken;
     for (const job of jobs) this.inFlight.add(job);
     const heartbeat = setInterval(() => void this.extendLeases(jobs), Math.max(250, this.leaseMs / 3));
     try {
+      // Suspects run apart: should one kill the process again, it takes no other work with it.
+      if (taken.solo) await Promise.all(taken.others);
+      else await this.gather(jobs);
+      for (const job of jobs) this.inFlight.add(job);
       const byKind = new Map<string, Job[]>();
       for (const job of jobs) byKind.set(job.kind, [...(byKind.get(job.kind) ?? []), job]);
       await Promise.all([...byKind].map(([kind, batch]) => this.runBatch(kind, batch)));
     } finally {
       clearInterval(heartbeat);
       for (const job of jobs) this.inFlight.delete(job);
+      taken.finish();
     }
     return jobs.length;
+  }
+
+  /**
+   * The decision (suspects or a batch?) is taken one loop at a time; a batch's lease, the
+   * slow statement under a large backlog, then runs beside the other loops'.
+   */
+  private async take(): Promise<Taken | undefined> {
+    const decided = this.turn.then(() => this.decide());
+    this.turn = decided.catch(() => undefined);
+    const taken = await decided;
+    if (!taken || taken.solo) return taken;
+    try {
+      const lease = { workerId: this.id, limit: this.batchSize, leaseMs: this.leaseMs, kinds: [...this.handlers.keys()] };
+      taken.jobs.push(...(await leaseJobs(this.options.db, lease)));
+    } finally {
+      if (taken.jobs.length === 0) taken.finish();
+    }
+    return taken.jobs.length > 0 ? taken : undefined;
+  }
+
+  /**
+   * Ends the leases that ran out, then takes the suspects if there are any (to run apart),
+   * or opens the slot of a batch that take() then leases. Either is registered among the
+   * batches under way before the next decision, so suspects wait for every batch before them.
+   */
+  private async decide(): Promise<Taken | undefined> {
+    if (this.solo) return undefined;
+    const now = Date.now();
+    await this.endExpiredLeases(now);
+    const suspects = await leaseSuspects(this.options.db, {
+      workerId: this.id,
+      limit: this.batchSize,
+      leaseMs: this.leaseMs,
+      kinds: [...this.handlers.keys()],
+      now,
+    });
+    const solo = suspects.length > 0;
+    if (solo) this.solo = true;
+    const others = [...this.batches];
+    let resolve!: () => void;
+    const over = new Promise<void>((r) => (resolve = r));
+    this.batches.add(over);
+    return {
+      jobs: suspects,
+      solo,
+      others,
+      finish: () => {
+        this.batches.delete(over);
+        if (solo) this.solo = false;
+        resolve();
+      },
+    };
+  }
+
+  private async endExpiredLeases(now: number): Promise<void> {
+    const { logger, metrics } = this.options;
+    const { retrying, dead } = await expireLeases(this.options.db.kysely, { now });
+    for (const job of retrying) {
+      metrics?.jobsFinished.inc({ kind: job.kind, result: 'retry' });
+      logger.warn('job.lease_expired', { ...fieldsOf(job), expiries: job.lease_expiries });
+    }
+    for (const job of dead) {
+      metrics?.jobsFinished.inc({ kind: job.kind, result: 'dead' });
+      logger.error('job.dead', { ...fieldsOf(job), error: job.last_error });
+    }
   }
 
   /**
@@ -158,7 +221,8 @@ export class Worker {
       try {
         taken = await this.runOnce();
       } catch (error) {
-        this.options.logger.error('worker.lease_failed', { workerId: this.id, error: String(error) });
+        const failure = describeFailure(error);
+        this.options.logger.error('worker.lease_failed', { workerId: this.id, error: failure.message, stack: failure.stack });
       }
       if (taken === 0 && this.running) await this.sleep(this.pollMs);
     }
@@ -176,14 +240,26 @@ export class Worker {
     });
   }
 
+  /** Parses each payload with the kind's schema (the one place it happens), then runs the handler. */
   private async runBatch(kind: string, jobs: Job[]): Promise<void> {
     const handler = this.handlers.get(kind);
-    let results: Map<number, JobResult>;
-    try {
-      if (!handler) throw new Error(`no handler for job kind ${kind}`);
-      results = await handler.run(jobs);
-    } catch (error) {
-      results = new Map(jobs.map((job) => [job.id, { type: 'failed', error }]));
+    const results = new Map<number, JobResult>();
+    const parsed: Array<PayloadJob<unknown>> = [];
+    for (const job of jobs) {
+      if (!handler) {
+        results.set(job.id, { type: 'failed', error: new Error(`no handler for job kind ${kind}`) });
+        continue;
+      }
+      const payload = parsePayload(handler, job);
+      if (payload.ok) parsed.push(payload.job);
+      else results.set(job.id, { type: 'failed', error: payload.error });
+    }
+    if (handler && parsed.length > 0) {
+      try {
+        for (const [id, result] of await handler.run(parsed)) results.set(id, result);
+      } catch (error) {
+        for (const job of parsed) results.set(job.id, { type: 'failed', error });
+      }
     }
     for (const job of jobs) {
       const result = results.get(job.id) ?? { type: 'failed', error: new Error('handler gave no result') };
@@ -193,7 +269,7 @@ export class Worker {
 
   private async settle(job: Job, result: JobResult): Promise<void> {
     const { db, logger, metrics } = this.options;
-    const fields = { jobId: job.id, kind: job.kind, key: job.job_key, attempt: job.attempts };
+    const fields = fieldsOf(job);
     if (result.type === 'done') {
       await completeJob(db.kysely, job);
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'done' });
@@ -205,28 +281,37 @@ export class Worker {
       logger.info('job.postponed', { ...fields, reason: result.reason, delayMs: result.delayMs });
       return;
     }
-    const error = result.error;
-    // Peer answers are scrubbed where they are caught (HttpError); this catches the rest.
-    const message = redactText(error instanceof Error ? error.message : String(error));
-    const retryAfterMs =
-      typeof error === 'object' && error !== null && 'retryAfterMs' in error && typeof error.retryAfterMs === 'number'
-        ? error.retryAfterMs
-        : undefined;
-    const outcome = await failJob(db.kysely, job, { message, retryable: isRetryable(error), retryAfterMs }, this.backoff);
+    const failure = describeFailure(result.error);
+    const outcome = await failJob(db.kysely, job, failure, this.backoff);
     metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
     const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: message });
+    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
   }
 
+  /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */
   private async extendLeases(jobs: Job[]): Promise<void> {
-    const now = Date.now();
-    await this.options.db.kysely
-      .updateTable('jobs')
-      .set({ locked_until: now + this.leaseMs })
-      .where('id', 'in', jobs.map((j) => j.id))
-      .where('locked_by', '=', this.id)
-      .where('status', '=', 'running')
-      .execute()
-      .catch(() => undefined);
+    const { db, logger } = this.options;
+    try {
+      await db.kysely
+        .updateTable('jobs')
+        .set({ locked_until: Date.now() + this.leaseMs })
+        .where('id', 'in', jobs.map((j) => j.id))
+        .where('locked_by', '=', this.id)
+        .where('status', '=', 'running')
+        .execute();
+      if (this.heartbeatFailures > 0) {
+        logger.info('job.heartbeat_recovered', { workerId: this.id, failures: this.heartbeatFailures });
+        this.heartbeatFailures = 0;
+      }
+    } catch (error) {
+      if (this.heartbeatFailures++ > 0) return;
+      const failure = describeFailure(error);
+      // Leases then run out and another worker may take these jobs while they still run here.
+      logger.warn('job.heartbeat_failed', { workerId: this.id, jobs: jobs.length, leaseMs: this.leaseMs, error: failure.message, stack: failure.stack });
+    }
   }
+}
+
+function fieldsOf(job: Job) {
+  return { jobId: job.id, kind: job.kind, key: job.job_key, attempt: job.attempts };
 }

@@ -1,15 +1,16 @@
 import type { Db } from '../db/connect.js';
-import type { Job, Order as OrderRow } from '../db/schema.js';
-import { ORDER_SYNC, OUTSIDE_WEBVIEW_NOTE } from '../inbox/accept-partner-event.js';
+import type { Order as OrderRow } from '../db/schema.js';
+import { OUTSIDE_WEBVIEW_NOTE } from '../inbox/accept-partner-event.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
-import type { JobHandler, JobResult } from '../queue/worker.js';
+import type { JobResult } from '../queue/jobs.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { intakeOrders, mapLimited } from './intake.js';
 import { type DealUpdate, planDealUpdates } from './order-events.js';
 import type { AmoPort, PartnerPort } from './ports.js';
 import { webviewCommentOf } from './webview-orders.js';
+import { ORDER_SYNC, type SyncJobHandler, syncJobs } from './jobs.js';
 import { saveSnapshot } from './reconcile.js';
 
 export interface OrderSyncDeps {
@@ -27,12 +28,11 @@ export interface OrderSyncDeps {
  * what happened to the order (the reverse table, the user's comment). Each step reads
  * what is already recorded, so a repeated or coalesced event does nothing twice.
  */
-export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
-  return {
-    kind: ORDER_SYNC,
-    async run(jobs: Job[]) {
+export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORDER_SYNC> {
+  return syncJobs.handler(ORDER_SYNC, {
+    async run(jobs) {
       const results = new Map<number, JobResult>();
-      const orderIdOf = new Map(jobs.map((j) => [j.id, (JSON.parse(j.payload) as { orderId: string }).orderId]));
+      const orderIdOf = new Map(jobs.map((j) => [j.id, j.payload.orderId]));
       const rows = await deps.db.kysely
         .selectFrom('orders')
         .selectAll()
@@ -59,7 +59,7 @@ export function orderSyncHandler(deps: OrderSyncDeps): JobHandler {
       });
       return results;
     },
-  };
+  });
 }
 
 async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { contactId: number; dealId: number }) {

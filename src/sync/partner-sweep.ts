@@ -7,8 +7,8 @@ import { takeInPartnerOrder } from '../inbox/accept-partner-event.js';
 import { HttpError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import { MAX_ORDER_PAGE_LIMIT, type Order, type OrderPage, type OrderWebhook } from '../partner/schema.js';
-import { enqueue } from '../queue/enqueue.js';
-import type { JobHandler, JobResult } from '../queue/worker.js';
+import type { JobResult } from '../queue/jobs.js';
+import { PARTNER_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
 import type { PartnerPort } from './ports.js';
 
 /**
@@ -17,7 +17,6 @@ import type { PartnerPort } from './ports.js';
  * high-water mark and take in every one the bridge does not know, or knows in an older
  * version, exactly as its webhook would have been taken in.
  */
-export const PARTNER_SWEEP = 'partner.sweep';
 const STATE_KEY = 'partner_sweep.state';
 
 /**
@@ -172,9 +171,8 @@ function safeJson(text: string): unknown {
  * scheduler: the sweep is a job with one key (several instances never sweep at once),
  * and each run queues the next, one interval on, or at once while a backlog remains.
  */
-export function partnerSweepHandler(deps: PartnerSweepDeps & { intervalMs: number }): JobHandler {
-  return {
-    kind: PARTNER_SWEEP,
+export function partnerSweepHandler(deps: PartnerSweepDeps & { intervalMs: number }): SyncJobHandler<typeof PARTNER_SWEEP> {
+  return syncJobs.handler(PARTNER_SWEEP, {
     async run(jobs) {
       let outcome: JobResult = { type: 'done' };
       let more = false;
@@ -186,11 +184,11 @@ export function partnerSweepHandler(deps: PartnerSweepDeps & { intervalMs: numbe
       await schedulePartnerSweep(deps.db, deps.intervalMs, more ? 0 : deps.intervalMs);
       return new Map(jobs.map((job) => [job.id, outcome]));
     },
-  };
+  });
 }
 
 /** Queues the next sweep `delayMs` from now (one interval by default); an interval of 0 turns the sweep off. */
 export async function schedulePartnerSweep(db: Db, intervalMs: number, delayMs = intervalMs, now = Date.now()): Promise<void> {
   if (intervalMs <= 0) return;
-  await enqueue(db.kysely, { kind: PARTNER_SWEEP, key: 'partner-sweep', runAt: now + delayMs, maxAttempts: 3 }, now);
+  await syncJobs.enqueue(db.kysely, PARTNER_SWEEP, {}, { key: 'partner-sweep', runAt: now + delayMs, maxAttempts: 3 }, now);
 }

@@ -1,14 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { Db } from '../db/connect.js';
-import { DEAL_RECONCILE, RECONCILE_GATHER_MS } from '../inbox/accept-amo-event.js';
-import type { Database, Job, Order as OrderRow } from '../db/schema.js';
+import { RECONCILE_GATHER_MS } from '../inbox/accept-amo-event.js';
+import type { Database, Order as OrderRow } from '../db/schema.js';
 import { HttpError, PermanentError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { type Order, orderSchema } from '../partner/schema.js';
-import type { JobHandler, JobResult } from '../queue/worker.js';
+import type { JobResult } from '../queue/jobs.js';
 import { desiredAdditionalInfo } from './additional-info.js';
 import { mapLimited } from './intake.js';
+import { DEAL_RECONCILE, type SyncJobHandler, syncJobs } from './jobs.js';
 import { type DealState, planOrderUpdate } from './plan-order-update.js';
 import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
 
@@ -30,13 +31,12 @@ const MAX_CONFLICT_ROUNDS = 3;
  * all its deals in one GET /api/v4/leads?filter[id][]=…, then drives each order from
  * its deal's *current* stage to the state the table asks for (planOrderUpdate).
  */
-export function reconcileHandler(deps: ReconcileDeps): JobHandler {
-  return {
-    kind: DEAL_RECONCILE,
+export function reconcileHandler(deps: ReconcileDeps): SyncJobHandler<typeof DEAL_RECONCILE> {
+  return syncJobs.handler(DEAL_RECONCILE, {
     gatherMs: deps.gatherMs ?? RECONCILE_GATHER_MS,
-    async run(jobs: Job[]) {
+    async run(jobs) {
       const results = new Map<number, JobResult>();
-      const dealOf = new Map(jobs.map((j) => [j.id, (JSON.parse(j.payload) as { dealId: number }).dealId]));
+      const dealOf = new Map(jobs.map((j) => [j.id, j.payload.dealId]));
       const leads = new Map((await deps.amo.getLeadsByIds([...new Set(dealOf.values())])).map((l) => [l.id, l]));
 
       await mapLimited(jobs, 8, async (job) => {
@@ -50,7 +50,7 @@ export function reconcileHandler(deps: ReconcileDeps): JobHandler {
       });
       return results;
     },
-  };
+  });
 }
 
 async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadView | undefined): Promise<void> {

@@ -1,16 +1,13 @@
 import type { Db } from '../db/connect.js';
 import { readKv, writeKv } from '../db/kv.js';
-import { DEAL_RECONCILE } from '../inbox/accept-amo-event.js';
-import type { Job } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
-import { enqueue } from '../queue/enqueue.js';
-import type { JobHandler, JobResult } from '../queue/worker.js';
+import type { JobResult } from '../queue/jobs.js';
+import { DEAL_RECONCILE, DEALS_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
 import { planOrderUpdate } from './plan-order-update.js';
 import { type AmoPort, customFieldText } from './ports.js';
 
-export const DEALS_SWEEP = 'deals.sweep';
 const CURSOR_KEY = 'sweep.cursor';
 /** amoCRM's updated_at has one-second resolution and writes land late: look back a little. */
 const OVERLAP_SECONDS = 60;
@@ -31,10 +28,9 @@ export interface SweepDeps {
  * is not where the table says it should be. The sweep is itself a job with one key, so
  * several instances never sweep at once; each run schedules the next.
  */
-export function sweepHandler(deps: SweepDeps): JobHandler {
-  return {
-    kind: DEALS_SWEEP,
-    async run(jobs: Job[]) {
+export function sweepHandler(deps: SweepDeps): SyncJobHandler<typeof DEALS_SWEEP> {
+  return syncJobs.handler(DEALS_SWEEP, {
+    async run(jobs) {
       const results = new Map<number, JobResult>();
       try {
         await sweepOnce(deps);
@@ -45,12 +41,12 @@ export function sweepHandler(deps: SweepDeps): JobHandler {
       await scheduleSweep(deps.db, deps.intervalMs);
       return results;
     },
-  };
+  });
 }
 
 export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now()): Promise<void> {
   if (intervalMs <= 0) return;
-  await enqueue(db.kysely, { kind: DEALS_SWEEP, key: 'sweep', runAt: now + intervalMs, maxAttempts: 3 }, now);
+  await syncJobs.enqueue(db.kysely, DEALS_SWEEP, {}, { key: 'sweep', runAt: now + intervalMs, maxAttempts: 3 }, now);
 }
 
 export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ read: number; queued: number }> {
@@ -85,7 +81,7 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
         orderSchema.parse(JSON.parse(row.snapshot)),
       );
       if (plan.type === 'update' || plan.type === 'unreachable') {
-        await enqueue(db.kysely, { kind: DEAL_RECONCILE, key: `order:${row.order_id}`, payload: { dealId: lead.id } });
+        await syncJobs.enqueue(db.kysely, DEAL_RECONCILE, { dealId: lead.id }, { key: `order:${row.order_id}` });
         queued++;
         logger.info('sweep.out_of_step', { dealId: lead.id, orderId: row.order_id });
       }

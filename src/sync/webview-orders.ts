@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Order as OrderRow } from '../db/schema.js';
-import { ORDER_SYNC, recordOrder } from '../inbox/accept-partner-event.js';
-import { DEAL_RECONCILE } from '../inbox/accept-amo-event.js';
+import { recordOrder } from '../inbox/accept-partner-event.js';
+import { DEAL_RECONCILE, ORDER_SYNC } from './jobs.js';
 import { HttpError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { MappingsFile } from '../mappings/schema.js';

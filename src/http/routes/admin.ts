@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import { type Scope, verifyApiKey } from '../../admin/api-keys.js';
 import type { Db } from '../../db/connect.js';
+import { JOB_STATUSES } from '../../db/schema.js';
 import type { Logger } from '../../logger.js';
 import { listDeadJobs, replayDeadJob } from '../../queue/dead-letter.js';
 import { sendProblem } from '../problem.js';
@@ -34,7 +35,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.get('/admin/jobs', requireScope('jobs:read'), async (req, res) => {
     const query = z
-      .object({ status: z.enum(['dead', 'queued', 'running']).default('dead'), limit: z.coerce.number().int().min(1).max(500).default(100) })
+      .object({ status: z.enum(JOB_STATUSES).exclude(['done']).default('dead'), limit: z.coerce.number().int().min(1).max(500).default(100) })
       .safeParse(req.query);
     if (!query.success) return sendProblem(res, 400, 'Bad query', query.error.issues.map((i) => i.message).join('; '));
     const jobs =
