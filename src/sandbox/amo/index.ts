@@ -36,6 +36,16 @@ export type {
 } from './schemas.js';
 export { API_USER_ID, STAFF_USER_ID, FIELD_IDS, SERVICES_TAG, WON_STATUS_ID, LOST_STATUS_ID, MAIN_PIPELINE_NAME } from './seed.js';
 
+/**
+ * How long a new contact or deal stays out of `?query=` search. amoCRM documents `query`
+ * as a search over the entity's filled fields and promises nothing about when a new one
+ * becomes findable; matching on created data runs asynchronously after the create
+ * (duplicate control's "BIG DATA" check: message.help/faq/amo, "Duplicate Checking"), and
+ * integrations see a lag of seconds. Two seconds is enough that code which trusts one
+ * empty search right after a create makes a duplicate here, as it would there.
+ */
+export const SEARCH_INDEX_DELAY_MS = 2000;
+
 export interface AmoSimulatorOptions {
   /** Default 'company2'. */
   subdomain?: string;
@@ -51,7 +61,10 @@ export interface AmoSimulatorOptions {
   longLivedToken?: string;
   /** Default 86400. */
   accessTokenTtlSec?: number;
-  /** Default 0: contacts and leads younger than this are not found by `?query=` (amoCRM's index trails creates). */
+  /**
+   * Contacts and leads younger than this are not found by `?query=`; default
+   * SEARCH_INDEX_DELAY_MS. 0 makes them findable at once, for tests about something else.
+   */
   searchIndexDelayMs?: number;
   /** Shape of the webhooks moveLead sends unless told otherwise; default 'compact'. */
   webhookShape?: WebhookShape;
@@ -141,7 +154,7 @@ export function createAmoSimulator(options: AmoSimulatorOptions = {}): AmoSimula
     accountId: options.accountId ?? 31_234_567,
     subdomain: options.subdomain ?? 'company2',
     now,
-    searchIndexDelayMs: options.searchIndexDelayMs ?? 0,
+    searchIndexDelayMs: options.searchIndexDelayMs ?? SEARCH_INDEX_DELAY_MS,
   });
   const tokens = new TokenStore(
     {
