@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,14 +12,22 @@ import { waitFor } from './support/stack.js';
  * killed (SIGKILL) goes down with it (src/sandbox/processes.ts).
  */
 
-/** Processes still alive (not zombies) that are `pid` or in its process group. */
+/** Processes still alive (not zombies) that are `pid` or in its process group, from /proc. */
 function survivors(pid: number): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,pgid=,stat='], { encoding: 'utf8' });
-  return table
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter(([p, group, stat]) => (Number(p) === pid || Number(group) === pid) && stat !== undefined && !stat.startsWith('Z'))
-    .map(([p]) => Number(p));
+  const alive: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone while we looked
+    }
+    // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if ((Number(entry) === pid || Number(group) === pid) && state !== 'Z' && state !== 'X') alive.push(Number(entry));
+  }
+  return alive;
 }
 
 const gone = (pid: number, timeoutMs = 5_000) => waitFor(`process ${pid} and its group to be gone`, () => survivors(pid).length === 0, timeoutMs);
