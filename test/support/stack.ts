@@ -5,8 +5,8 @@ import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 
 /**
  * A whole stack on a fresh database of the given kind, tuned for fast tests. A create of
- * unknown outcome waits out the simulator's search-index lag, and a second more, before
- * one empty search counts (as AMO_SEARCH_SETTLE_SECONDS does against amoCRM): any
+ * unknown outcome waits out the simulator's search-index lag, and half a second more,
+ * before one empty search counts (as AMO_SEARCH_SETTLE_SECONDS does against amoCRM): any
  * shorter and the bridge makes duplicates.
  */
 export async function testStack(
@@ -21,7 +21,7 @@ export async function testStack(
     ...options,
     tuning: {
       dbSchema: schema,
-      settleMs: (options.amo?.searchIndexDelayMs ?? SEARCH_INDEX_DELAY_MS) + 1000,
+      settleMs: (options.amo?.searchIndexDelayMs ?? SEARCH_INDEX_DELAY_MS) + 500,
       reconcileGatherMs: 100,
       pollMs: 20,
       backoff: { baseMs: 50, maxMs: 500 },

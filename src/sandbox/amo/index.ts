@@ -38,11 +38,12 @@ export { API_USER_ID, STAFF_USER_ID, FIELD_IDS, SERVICES_TAG, WON_STATUS_ID, LOS
 
 /**
  * How long a new contact or deal stays out of `?query=` search. amoCRM documents `query`
- * as a search over the entity's filled fields and promises nothing about when a new one
- * becomes findable; matching on created data runs asynchronously after the create
- * (duplicate control's "BIG DATA" check: message.help/faq/amo, "Duplicate Checking"), and
- * integrations see a lag of seconds. Two seconds is enough that code which trusts one
- * empty search right after a create makes a duplicate here, as it would there.
+ * only as a search over the entity's filled fields (amocrm.ru/developers/content/
+ * crm_platform/contacts-api) and promises nothing about when a new entity becomes
+ * findable; its matching of new data against old runs after the create (duplicate
+ * control's "BIG DATA" check is asynchronous: message.help/faq/amo, "Duplicate Checking").
+ * The real lag is not published; two seconds is enough that code which trusts one empty
+ * search right after a create makes a duplicate here, as it would there.
  */
 export const SEARCH_INDEX_DELAY_MS = 2000;
 
