@@ -196,6 +196,24 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
     await waitFor('a later sweep to heal the second deal', () => stack!.partner.orders.get(second.order.id)!.status === 'approved', 10_000);
   });
 
+  it('a price that goes 100 → 200 → 100 within one second ends as cost 100', async () => {
+    // Three changes in one second share the deal's updated_at; each is read and pushed.
+    let held: number | undefined;
+    stack = await testStack(kind, `stage-same-second-${kind}`, { amo: { now: () => held ?? Date.now() } });
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'same-second');
+    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' });
+    await waitFor('the order in work', () => stack!.partner.orders.get(order.id)!.status === 'in_work');
+
+    held = Date.now();
+    for (const [step, price] of [100, 200, 100].entries()) {
+      await stack.amo.moveLead(dealId, { statusName: 'Waiting for payment' }, { price });
+      await waitFor(`cost ${price} (change ${step + 1} of 3)`, () => stack!.partner.orders.get(order.id)!.cost === price, 5_000);
+    }
+    expect(stack.amo.state.leads.get(dealId)!.updated_at).toBe(Math.floor(held / 1000));
+    held = undefined;
+  });
+
   it('a burst of stage changes for 100 deals costs at most one amoCRM read per 50 deals', async () => {
     // The production gather window: the point is how many reads a burst costs.
     stack = await testStack(kind, `stage-burst-${kind}`, { amo: { rateLimitRps: 50 }, rateLimitRps: 50, tuning: { reconcileGatherMs: RECONCILE_GATHER_MS } });

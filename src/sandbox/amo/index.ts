@@ -76,7 +76,7 @@ export interface AmoSimulatorOptions {
    * real amoCRM does. Default false, so that tests see only the webhooks they cause.
    */
   apiChangesFireWebhooks?: boolean;
-  /** Clock in epoch ms; default Date.now. */
+  /** The account's clock in epoch ms (timestamps, token expiry, search index); default Date.now. The rate limit counts real time. */
   now?: () => number;
 }
 
