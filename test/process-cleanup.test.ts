@@ -30,7 +30,7 @@ function survivors(pid: number): number[] {
   return alive;
 }
 
-const gone = (pid: number, timeoutMs = 5_000) => waitFor(`process ${pid} and its group to be gone`, () => survivors(pid).length === 0, timeoutMs);
+const gone = (pid: number, timeoutMs = 10_000) => waitFor(`process ${pid} and its group to be gone`, () => survivors(pid).length === 0, timeoutMs);
 
 /** A stand-in for a vitest worker that started a bridge (test/support/bridge-owner.ts). */
 async function ownerWithBridge(expect: ExpectStatic) {
