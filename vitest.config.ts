@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    // Kills what a failed or timed-out test left running (src/sandbox/processes.ts).
+    setupFiles: ['test/support/setup-processes.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Tests start real servers on ephemeral ports; files run in parallel forks. Most of a

@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.js';
+import { runNode } from '../src/sandbox/processes.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
 import { connect } from '../src/db/connect.js';
 import { migrate } from '../src/db/migrate.js';
@@ -14,8 +13,6 @@ import { describeFailure } from '../src/queue/failure.js';
 import { failJob } from '../src/queue/finish.js';
 import { leaseJobs } from '../src/queue/lease.js';
 import { editedMappings } from './support/mappings.js';
-
-const run = promisify(execFile);
 
 describe('amobridge CLI', () => {
   let amo: AmoSimulator;
@@ -43,10 +40,7 @@ describe('amobridge CLI', () => {
   afterAll(async () => amo.close());
 
   const cli = (args: string[], extra: Record<string, string> = {}) =>
-    run(process.execPath, ['bin/amobridge.js', ...args], { env: { ...env, ...extra } }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+    runNode(['bin/amobridge.js', ...args], { env: { ...env, ...extra }, timeoutMs: 20_000 });
 
   it('mappings check prints the resolved table', async () => {
     const { code, stdout } = await cli(['mappings', 'check']);

@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configSchema, ConfigError, loadConfig } from '../src/config.js';
+import { runNode } from '../src/sandbox/processes.js';
 
 const valid = {
   AMO_SUBDOMAIN: 'company2',
@@ -53,13 +53,12 @@ describe('configuration', () => {
     expect(listed.sort()).toEqual(Object.keys(configSchema.shape).sort());
   });
 
-  it('stops `npm start` with a message naming the variable', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  it('stops `npm start` with a message naming the variable', async () => {
+    const result = await runNode(['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH, ...valid, PARTNER_API_TOKEN: '' },
-      encoding: 'utf8',
-      timeout: 20_000,
+      timeoutMs: 20_000,
     });
-    expect(result.status).toBe(2);
+    expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/PARTNER_API_TOKEN/);
   });
 });

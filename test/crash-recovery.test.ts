@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.js';
+import { type AmoSimulator, createAmoSimulator, SEARCH_INDEX_DELAY_MS } from '../src/sandbox/amo/index.js';
 import { createPartnerSimulator, type PartnerSimulator } from '../src/sandbox/partner/index.js';
 import type { Order } from '../src/partner/schema.js';
 import { SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
@@ -27,9 +27,10 @@ describe.each(DATABASES)('crash recovery on %s', (kind) => {
   });
 
   it('SIGKILL in the middle of a 50-order burst, then a restart, leaves one contact per user and one deal per order', async () => {
-    // The search index trails creates by a second, as amoCRM's does, so a create whose
-    // answer died with the process is not visible to the first search after the restart.
-    amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, searchIndexDelayMs: 1000 });
+    // The search index trails creates by seconds, as amoCRM's does (the simulator's
+    // default), so a create whose answer died with the process is not visible to the first
+    // search after the restart; the bridge waits a second longer than that.
+    amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
     amo.faults.latencyMs = 15;
     partner = createPartnerSimulator();
     const [amoUrl, partnerUrl] = await Promise.all([amo.listen(), partner.listen()]);
@@ -40,7 +41,7 @@ describe.each(DATABASES)('crash recovery on %s', (kind) => {
       amoUrl,
       partnerUrl,
       logPath: path.join(dir, 'bridge.log'),
-      env: { AMO_SEARCH_SETTLE_SECONDS: '2', JOB_LEASE_SECONDS: '3' },
+      env: { AMO_SEARCH_SETTLE_SECONDS: String(SEARCH_INDEX_DELAY_MS / 1000 + 1), JOB_LEASE_SECONDS: '3' },
     });
     await bridge.start();
     partner.setBridgeWebhookUrl(`${bridge.url}/webhooks/partner`);

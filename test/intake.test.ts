@@ -60,7 +60,9 @@ describe.each(DATABASES)('stage 1 intake on %s', (kind) => {
   });
 
   it('reuses a returning user’s contact and a contact staff created, never duplicating', async () => {
-    stack = await testStack(kind, `intake-returning-${kind}`);
+    // Staff made their contacts long before these orders: search sees them at once. (A
+    // contact made seconds before its user's first order is not findable in amoCRM either.)
+    stack = await testStack(kind, `intake-returning-${kind}`, { amo: { searchIndexDelayMs: 0 } });
     await stack.bridge.ready;
     const staff = stack.amo.createContactAsStaff({ firstName: 'Пётр', lastName: 'Staff', detmirUserId: 'u-staff' });
     // A look-alike whose id merely contains the user id must not be taken for it.
@@ -119,6 +121,49 @@ describe.each(DATABASES)('stage 1 intake on %s', (kind) => {
     expect(stack.amo.state.leads.size).toBe(12);
     const dealIds = new Set(linked.map((o) => o.additionalInfo!.externalId));
     expect(dealIds.size).toBe(12);
+  });
+
+  it('makes one contact per user and one deal per order when amoCRM applies creates whose answers are lost', async () => {
+    stack = await testStack(kind, `intake-lost-${kind}`);
+    await stack.bridge.ready;
+    const amo = stack.amo;
+    // Every create is carried out, but its answer dies: first by a TCP reset, then by
+    // silence (the bridge times out). amoCRM's search trails each create by 2 s.
+    amo.faults.failAfterWriteRate = 1;
+    amo.faults.failAfterWriteMode = 'reset';
+    const orders: Order[] = [];
+    const burst = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        orders.push(await stack!.partner.createOrderAsUser({ userId: `u-lost${i % 8}`, customer: customer(20 + (i % 8)) }));
+      }
+    };
+    await burst(0, 10); // 8 new users, 2 of them order twice
+    await waitFor('creates applied with their answers lost', () => amo.state.leads.size >= 8);
+    amo.faults.failAfterWriteMode = 'hang';
+    await burst(10, 16); // 6 more orders of the same users
+    await waitFor('more creates applied with no answer', () => amo.state.leads.size >= 14);
+    amo.faults.failAfterWriteRate = 0;
+
+    const linked = await allLinked(stack, orders, 40_000);
+    const contactsByUser = new Map<string, number[]>();
+    for (const c of amo.state.contacts.values()) {
+      const user = String(fieldValue(c, DETMIR_USER_ID));
+      contactsByUser.set(user, [...(contactsByUser.get(user) ?? []), c.id]);
+    }
+    expect([...contactsByUser.values()].map((ids) => ids.length)).toEqual(Array(8).fill(1));
+    const dealsByOrder = new Map<string, number[]>();
+    for (const l of amo.state.leads.values()) {
+      const order = String(fieldValue(l, DETMIR_ORDER_ID));
+      dealsByOrder.set(order, [...(dealsByOrder.get(order) ?? []), l.id]);
+    }
+    expect(dealsByOrder.size).toBe(16);
+    expect([...dealsByOrder.values()].every((ids) => ids.length === 1)).toBe(true);
+    for (const order of linked) {
+      const info = order.additionalInfo!;
+      expect(info.externalId).toBe(dealsByOrder.get(order.id)![0]);
+      expect(info.contactId).toBe(contactsByUser.get(order.userId)![0]);
+      expect(amo.state.leads.get(info.externalId)!._embedded.contacts.map((c) => c.id)).toEqual([info.contactId]);
+    }
   });
 
   it('moves a job whose order the partner does not know to the dead letter with the error', async () => {

@@ -225,7 +225,8 @@ describe('contacts', () => {
   });
 
   it('searches by substring, so callers must filter exactly', async () => {
-    const { sim, url } = await start();
+    // About matching, not the index's lag: these contacts count as made long ago.
+    const { sim, url } = await start({ searchIndexDelayMs: 0 });
     sim.createContactAsStaff({ firstName: 'Anna', lastName: 'One', detmirUserId: 'u1', phone: '+7 (999) 000-11-22' });
     sim.createContactAsStaff({ firstName: 'Boris', lastName: 'Ten', detmirUserId: 'u10' });
     const ids = async (query: string) => {
@@ -245,15 +246,27 @@ describe('contacts', () => {
     expect((await call(url, '/api/v4/contacts?query=u1&limit=251')).status).toBe(400);
   });
 
-  it("keeps new contacts out of search until amoCRM's index catches up", async () => {
+  it("keeps new contacts and deals out of search for 2 s by default, as amoCRM's index trails creates", async () => {
     let now = 1_700_000_000_000;
-    const { sim, url } = await start({ now: () => now, searchIndexDelayMs: 3000 });
+    const { sim, url } = await start({ now: () => now });
     const contact = sim.createContactAsStaff({ firstName: 'Late', lastName: 'Indexed', detmirUserId: 'u-late' });
+    const lead = await sim.createLeadAsStaff({ name: 'Late deal', detmirOrderId: 'o-late' }, { fire: false });
     expect((await call(url, '/api/v4/contacts?query=u-late')).status).toBe(204);
-    // Reading by id is not subject to the index.
+    expect((await call(url, '/api/v4/leads?query=o-late')).status).toBe(204);
+    // Reading by id or by filter is not subject to the index.
     expect((await call(url, `/api/v4/contacts?filter[id][]=${contact.id}`)).status).toBe(200);
-    now += 3000;
+    expect((await call(url, `/api/v4/leads/${lead.id}`)).status).toBe(200);
+    now += 1999;
+    expect((await call(url, '/api/v4/contacts?query=u-late')).status).toBe(204);
+    now += 1;
     expect((await call(url, '/api/v4/contacts?query=u-late')).status).toBe(200);
+    expect((await call(url, '/api/v4/leads?query=o-late')).status).toBe(200);
+  });
+
+  it('finds new contacts at once when told to (searchIndexDelayMs: 0)', async () => {
+    const { sim, url } = await start({ searchIndexDelayMs: 0 });
+    sim.createContactAsStaff({ firstName: 'Quick', lastName: 'Indexed', detmirUserId: 'u-quick' });
+    expect((await call(url, '/api/v4/contacts?query=u-quick')).status).toBe(200);
   });
 
   it('creates contacts in a batch and answers their ids with request_id', async () => {
@@ -368,7 +381,7 @@ describe('leads', () => {
     expect(brackets.json<{ _links: { next?: { href: string } } }>()._links.next?.href).toContain('page=2');
   });
 
-  it('filters by pipeline and updated_at, orders by updated_at, and keeps updated_at strictly increasing', async () => {
+  it('filters by pipeline and updated_at, orders by updated_at; changes in one second share its updated_at', async () => {
     let now = 1_700_000_000_000;
     const { sim, url } = await start({ now: () => now });
     const first = await sim.createLeadAsStaff({ name: 'first' });
@@ -377,7 +390,11 @@ describe('leads', () => {
     await sim.moveLead(first.id, { statusName: 'Recorded for trial' });
     await sim.moveLead(first.id, { statusName: 'Confirmed VU' });
     const moved = sim.state.leads.get(first.id);
-    expect(moved?.updated_at).toBe(before + 2); // same second, still advancing
+    // updated_at is a Unix time in whole seconds: two changes within one share it.
+    expect(moved?.updated_at).toBe(before);
+    now += 1000;
+    sim.setLeadFields(first.id, { price: 5 });
+    expect(sim.state.leads.get(first.id)?.updated_at).toBe(before + 1);
 
     const sales = await call(url, `/api/v4/leads?filter[pipeline_id]=${sim.pipelineIdByName('Sales')}`);
     expect(sales.json<{ _embedded: { leads: Array<{ id: number }> } }>()._embedded.leads.map((l) => l.id)).toEqual([second.id]);
@@ -427,14 +444,21 @@ describe('leads', () => {
 });
 
 describe('rate limit and faults', () => {
-  it('answers 429 beyond the limit in a one-second window and counts every 429', async () => {
+  it('answers 429 beyond the limit in a one-second window, with an empty, an HTML or a JSON body in turn', async () => {
     const { sim, url } = await start({ rateLimitRps: 3 });
-    const answers = await Promise.all(Array.from({ length: 5 }, () => call(url, '/api/v4/account')));
+    const answers = await Promise.all(Array.from({ length: 9 }, () => call(url, '/api/v4/account')));
     expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
     const limited = answers.filter((a) => a.status === 429);
-    expect(limited).toHaveLength(2);
-    expect(limited[0]?.json()).toMatchObject({ status: 429 });
-    expect(sim.stats.count({ status: 429 })).toBe(2);
+    expect(limited).toHaveLength(6);
+    expect(limited.filter((a) => a.text === '')).toHaveLength(2);
+    expect(limited.filter((a) => a.type.startsWith('text/html'))).toHaveLength(2);
+    const json = limited.filter((a) => a.type.startsWith('application/problem+json'));
+    expect(json).toHaveLength(2);
+    expect(json[0]?.json()).toMatchObject({ status: 429 });
+    expect(sim.stats.count({ status: 429 })).toBe(6);
+    expect(sim.stats.requests.filter((r) => r.status === 429).map((r) => r.contentType).sort()).toEqual(
+      ['application/problem+json', 'application/problem+json', 'text/html', 'text/html', null, null].sort(),
+    );
 
     sim.faults.rateLimit429Body = 'empty';
     const empty = await call(url, '/api/v4/account');
@@ -446,7 +470,7 @@ describe('rate limit and faults', () => {
 
     await new Promise((r) => setTimeout(r, 1050));
     expect((await call(url, '/api/v4/account')).status).toBe(200);
-    expect(sim.stats.count({ status: 429 })).toBe(4);
+    expect(sim.stats.count({ status: 429 })).toBe(8);
   });
 
   it('plays outages, errors, hangs and writes whose answer is lost', async () => {
@@ -468,6 +492,13 @@ describe('rate limit and faults', () => {
     const lost = await call(url, '/api/v4/leads', { method: 'POST', body: [{ name: 'ghost' }] });
     expect(lost.status).toBe(500);
     expect([...sim.state.leads.values()].map((l) => l.name)).toEqual(['ghost']); // created all the same
+    sim.faults.failAfterWriteMode = 'reset';
+    await expect(call(url, '/api/v4/leads', { method: 'POST', body: [{ name: 'reset' }] })).rejects.toThrow();
+    sim.faults.failAfterWriteMode = 'hang';
+    await expect(
+      fetch(`${url}/api/v4/leads`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify([{ name: 'hung' }]), signal: AbortSignal.timeout(300) }),
+    ).rejects.toThrow();
+    expect([...sim.state.leads.values()].map((l) => l.name)).toEqual(['ghost', 'reset', 'hung']);
     sim.faults.failAfterWriteRate = 0;
 
     expect(sim.stats.count({ pathPrefix: '/api/v4/leads', method: 'POST', status: 500 })).toBe(1);

@@ -179,6 +179,50 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
     expect(Date.now() - movedAt).toBeLessThan(2_500);
   });
 
+  it('the sweep heals a change made in the same second as its cursor, after that second was read', async () => {
+    // amoCRM's updated_at is whole seconds: hold the simulator's clock within one second
+    // while one deal changes, a sweep reads it, and a second deal changes.
+    let held: number | undefined;
+    stack = await testStack(kind, `stage-sweep-second-${kind}`, { amo: { now: () => held ?? Date.now() }, env: { SWEEP_INTERVAL: '1' } });
+    await stack.bridge.ready;
+    const first = await linkedOrder(stack, 'second-a');
+    const second = await linkedOrder(stack, 'second-b');
+    const cursor = async () => {
+      const row = await stack!.bridge.db.kysely.selectFrom('kv').select('value').where('key', '=', 'sweep.cursor').executeTakeFirst();
+      return row ? Number(row.value) : undefined;
+    };
+
+    held = Date.now();
+    const heldSecond = Math.floor(held / 1000);
+    await stack.amo.moveLead(first.dealId, { statusName: 'Recorded for trial' }, { fire: false });
+    await waitFor('a sweep to heal the first deal', () => stack!.partner.orders.get(first.order.id)!.status === 'approved', 10_000);
+    await waitFor('the sweep to save that second as its cursor', async () => (await cursor()) === heldSecond, 10_000);
+    await stack.amo.moveLead(second.dealId, { statusName: 'Recorded for trial' }, { fire: false });
+    expect(stack.amo.state.leads.get(second.dealId)!.updated_at).toBe(heldSecond);
+    expect(stack.amo.state.leads.get(first.dealId)!.updated_at).toBe(heldSecond);
+    held = undefined;
+
+    await waitFor('a later sweep to heal the second deal', () => stack!.partner.orders.get(second.order.id)!.status === 'approved', 10_000);
+  });
+
+  it('a price that goes 100 → 200 → 100 within one second ends as cost 100', async () => {
+    // Three changes in one second share the deal's updated_at; each is read and pushed.
+    let held: number | undefined;
+    stack = await testStack(kind, `stage-same-second-${kind}`, { amo: { now: () => held ?? Date.now() } });
+    await stack.bridge.ready;
+    const { order, dealId } = await linkedOrder(stack, 'same-second');
+    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' });
+    await waitFor('the order in work', () => stack!.partner.orders.get(order.id)!.status === 'in_work');
+
+    held = Date.now();
+    for (const [step, price] of [100, 200, 100].entries()) {
+      await stack.amo.moveLead(dealId, { statusName: 'Waiting for payment' }, { price });
+      await waitFor(`cost ${price} (change ${step + 1} of 3)`, () => stack!.partner.orders.get(order.id)!.cost === price, 5_000);
+    }
+    expect(stack.amo.state.leads.get(dealId)!.updated_at).toBe(Math.floor(held / 1000));
+    held = undefined;
+  });
+
   it('a burst of stage changes for 100 deals costs at most one amoCRM read per 50 deals', async () => {
     // The production gather window: the point is how many reads a burst costs.
     stack = await testStack(kind, `stage-burst-${kind}`, { amo: { rateLimitRps: 50 }, rateLimitRps: 50, tuning: { reconcileGatherMs: RECONCILE_GATHER_MS } });

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
 import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
+import { runNode } from '../../src/sandbox/processes.js';
 import { ServerProcess } from './child.js';
 
 export { freePort };
@@ -115,17 +115,8 @@ export { DEFAULT_PARTNER_WEBHOOK_SECRET };
 export async function buildBridge(): Promise<string> {
   const root = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-build-'));
   const tsc = path.resolve('node_modules/typescript/bin/tsc');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(root, 'dist'), '--noCheck'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new Error(`tsc exited with ${code}: ${stderr.slice(-1000)}`));
-    });
-  });
+  const tscRun = await runNode([tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(root, 'dist'), '--noCheck'], { timeoutMs: 120_000 });
+  if (tscRun.code !== 0) throw new Error(`tsc exited with ${tscRun.code}: ${tscRun.stderr.slice(-1000)}`);
   symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'), 'dir');
   symlinkSync(path.resolve('src'), path.join(root, 'src'), 'dir');
   writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));

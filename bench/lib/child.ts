@@ -1,10 +1,12 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
+import { isRunning, runNode, spawnNode, stopProcess } from '../../src/sandbox/processes.js';
 
 /**
  * Child processes of the benchmark: the load generator, the servers under test and the
  * queue runner each run in a process of their own, started as `node --import tsx …`, so
- * both sides of every ratio are started and driven the same way.
+ * both sides of every ratio are started and driven the same way. They are started through
+ * src/sandbox/processes.ts, so a run that fails or is killed leaves none behind.
  */
 
 /** A one-shot child prints its result as one line starting with this mark. */
@@ -32,22 +34,13 @@ export interface RunChildOptions {
 
 /** Runs `node --import tsx <script> <json args>` to its end; answers the result it printed. */
 export async function runChild<T>(script: string, args: unknown, options: RunChildOptions): Promise<T> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script, JSON.stringify(args)], {
+  const { code, stdout, stderr, timedOut } = await runNode([...(options.nodeArgs ?? []), '--import', 'tsx', script, JSON.stringify(args)], {
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    timeoutMs: options.timeoutMs,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (c) => resolve(c));
-  }).finally(() => clearTimeout(timer));
   const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
   if (code !== 0 || !line) {
-    const why = code === null ? `was killed after ${options.timeoutMs} ms` : `exited with ${code}`;
+    const why = timedOut ? `was killed after ${options.timeoutMs} ms` : `exited with ${code}`;
     throw new Error(`${script} ${why}:\n${stderr.slice(-2000)}`);
   }
   return JSON.parse(line.slice(RESULT_MARK.length)) as T;
@@ -55,14 +48,10 @@ export async function runChild<T>(script: string, args: unknown, options: RunChi
 
 /** A long-running child (a server under test). */
 export class ServerProcess {
-  private exited: Promise<number | null>;
-
   private constructor(
     readonly child: ChildProcess,
     readonly logPath: string,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
+  ) {}
 
   get pid(): number {
     if (this.child.pid === undefined) throw new Error('the server process has no pid');
@@ -70,7 +59,7 @@ export class ServerProcess {
   }
 
   get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return isRunning(this.child);
   }
 
   /**
@@ -91,7 +80,7 @@ export class ServerProcess {
     const log = createWriteStream(options.logPath, { flags: 'a' });
     await new Promise((r) => log.once('open', r));
     const loader = options.tsx === false ? [] : ['--import', 'tsx'];
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, options.script, ...(options.args ?? [])], {
+    const child = spawnNode([...(options.nodeArgs ?? []), ...loader, options.script, ...(options.args ?? [])], {
       env: { PATH: process.env.PATH ?? '', ...options.env },
       stdio: ['ignore', log, log],
     });
@@ -114,13 +103,8 @@ export class ServerProcess {
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; answers the exit code. */
-  async stop(graceMs = 10_000): Promise<number | null> {
-    if (!this.alive) return this.child.exitCode;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
+  stop(graceMs = 10_000): Promise<number | null> {
+    return stopProcess(this.child, 'SIGTERM', graceMs);
   }
 }
 

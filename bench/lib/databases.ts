@@ -39,8 +39,9 @@ export async function freshDatabase(kind: DatabaseKind, label: string): Promise<
     url: `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}schema=${schema}`,
     baseUrl: POSTGRES_URL,
     schema,
-    // Inside the test run (the smoke test) schemas stay: a DROP SCHEMA while another test's
-    // migrator reads the catalogue fails that test. The run's global set-up clears them.
+    // With BENCH_KEEP_SCHEMAS=1 (a run beside a test run on the same database) schemas stay:
+    // a DROP SCHEMA while a test's migrator reads the catalogue fails that test. The test
+    // run's global set-up clears them.
     drop: () =>
       process.env.BENCH_KEEP_SCHEMAS === '1'
         ? Promise.resolve()

@@ -13,8 +13,12 @@ export interface Simulators {
   close(): Promise<void>;
 }
 
-export async function startSimulators(options: { rateLimitRps: number }): Promise<Simulators> {
-  const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, rateLimitRps: options.rateLimitRps });
+export async function startSimulators(options: { rateLimitRps: number; searchIndexDelayMs?: number }): Promise<Simulators> {
+  const amo = createAmoSimulator({
+    longLivedToken: SANDBOX_LONG_LIVED_TOKEN,
+    rateLimitRps: options.rateLimitRps,
+    searchIndexDelayMs: options.searchIndexDelayMs,
+  });
   // Stage 2 and later: Company 1 does not close orders by itself.
   const partner = createPartnerSimulator({ autoClose: false });
   const [amoUrl, partnerUrl] = await Promise.all([amo.listen(), partner.listen()]);

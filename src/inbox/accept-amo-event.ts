@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import qs from 'qs';
 import type { Db } from '../db/connect.js';
@@ -13,17 +13,6 @@ import type { AmoWebhookAccount, AmoWebhookEvent } from './amo-webhook-body.js';
  */
 export const RECONCILE_GATHER_MS = 2000;
 
-/**
- * A compact event (no timestamp) repeated within this span is taken as the same event:
- * a resent body adds no inbox row and no job. amoCRM's own retries come 5 minutes or more
- * apart, so the window is about bodies sent twice on the way (a proxy, a replay, a flood).
- * The price is a genuine A → B → A → B move of one deal inside the window, whose second
- * A → B is dropped: harmless when the job of B → A runs after it (the reconcile reads the
- * deal's current stage) or is still waiting; otherwise the periodic sweep of recently
- * updated deals (SWEEP_INTERVAL) brings the order to B.
- */
-export const AMO_REPEAT_WINDOW_MS = 60_000;
-
 export interface AcceptAmoEventsInput {
   /** How long the events wait to gather into one batch (default RECONCILE_GATHER_MS). */
   gatherMs?: number;
@@ -37,7 +26,7 @@ export interface AcceptAmoEventsInput {
 export interface AcceptAmoEventsResult {
   /** Deals with a new inbox row (and a job, new or coalesced). */
   accepted: number;
-  /** Deals whose events were already in the inbox: an identical redelivery. */
+  /** Deals whose events repeat what their still-waiting job will read anyway. */
   duplicates: number;
 }
 
@@ -71,14 +60,18 @@ export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now =
       for (const row of rows) if (row.deal_id !== null && !orderOfDeal.has(row.deal_id)) orderOfDeal.set(row.deal_id, row.order_id);
     }
 
-    const keys = new Map([...byDeal].map(([dealId, events]) => [dealId, dedupeKeys(dealId, events, now)]));
-    const repeated = await recentKeys(trx, [...keys.values()].flatMap((k) => (k.previous ? [k.previous] : [])), now);
+    const jobKeyOf = (dealId: number) => {
+      const orderId = orderOfDeal.get(dealId);
+      return orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`;
+    };
+    const digests = new Map([...byDeal].map(([dealId, events]) => [dealId, digestOf(dealId, events)]));
+    const waiting = await waitingDigests(trx, [...byDeal.keys()].map(jobKeyOf));
 
     let accepted = 0;
     let duplicates = 0;
     for (const [dealId, events] of byDeal) {
-      const key = keys.get(dealId)!;
-      if (key.previous && repeated.has(key.previous)) {
+      const digest = digests.get(dealId)!;
+      if (waiting.get(jobKeyOf(dealId))?.has(digest)) {
         duplicates++;
         continue;
       }
@@ -86,24 +79,18 @@ export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now =
         .insertInto('inbox')
         .values({
           source: 'amocrm',
-          dedupe_key: key.current,
+          dedupe_key: `amocrm:${digest}:${now}:${randomUUID().slice(0, 8)}`,
           received_at: now,
           body: byDeal.size === 1 ? input.rawBody : excerpt(events, input.account),
         })
-        .onConflict((oc) => oc.column('dedupe_key').doNothing())
         .returning('id')
-        .executeTakeFirst();
-      if (!inbox) {
-        duplicates++;
-        continue;
-      }
+        .executeTakeFirstOrThrow();
       accepted++;
-      const orderId = orderOfDeal.get(dealId);
       await syncJobs.enqueue(
         trx,
         DEAL_RECONCILE,
         { dealId },
-        { key: orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`, inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
+        { key: jobKeyOf(dealId), inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
         now,
       );
     }
@@ -122,40 +109,39 @@ function groupByDeal(events: readonly AmoWebhookEvent[]): Map<number, AmoWebhook
   return groups;
 }
 
-function hasTimestamp(fragment: Record<string, unknown>): boolean {
-  return ['last_modified', 'updated_at'].some((k) => typeof fragment[k] === 'string' && fragment[k] !== '');
-}
-
 /**
- * A deal's inbox key, and for a compact event the key it had in the time bucket before.
+ * What a deal's events say, as a digest independent of key order (amoCRM promises none).
  *
- * A full-shape fragment carries the lead's modification time (`last_modified`,
- * `updated_at`), so the same fragment again is a redelivery (amoCRM retries after 5 min,
- * 15 min, …, sometimes after a 2xx it did not see in time) and its digest absorbs it.
- * A compact fragment (`id`, `status_id`, `pipeline_id`, `old_*`) has no time: the same
- * fragment is one event only within AMO_REPEAT_WINDOW_MS, so its key carries the window's
- * time bucket. The same digest in the bucket before, received within the window, is a
- * repeat too (`previous`): the window is exact, not cut at bucket edges.
+ * A repeat of the same words is absorbed only while the job of the earlier delivery still
+ * waits: that job reads the deal's current state when it runs, so it serves the repeat
+ * too (a resent body, a flood, amoCRM's retry of a delivery it thinks failed). Once that
+ * job has run, the same words may describe a new change: a compact body has no time at
+ * all, and a full one's `last_modified`/`updated_at` has one-second resolution, so a price
+ * that goes 100 → 200 → 100 within a second reads the same as before. It gets a new job,
+ * which costs a fiftieth of a batched read; losing it would leave the order out of step.
  */
-function dedupeKeys(dealId: number, events: readonly AmoWebhookEvent[], now: number): { current: string; previous?: string } {
+function digestOf(dealId: number, events: readonly AmoWebhookEvent[]): string {
   const canonical = canonicalJson({ dealId, events: events.map((e) => ({ event: e.event, fragment: e.fragment })) });
-  const digest = createHash('sha256').update(canonical).digest('hex');
-  if (events.some((e) => hasTimestamp(e.fragment))) return { current: `amocrm:${digest}` };
-  const bucket = Math.floor(now / AMO_REPEAT_WINDOW_MS);
-  return { current: `amocrm:${digest}:${bucket}`, previous: `amocrm:${digest}:${bucket - 1}` };
+  return createHash('sha256').update(canonical).digest('hex');
 }
 
-/** Which of these inbox keys were received within the repeat window. */
-async function recentKeys(trx: Transaction<Database>, keys: string[], now: number): Promise<Set<string>> {
-  const found = new Set<string>();
-  for (let i = 0; i < keys.length; i += LOOKUP_CHUNK) {
+/** For each job key, the digests of the deliveries whose reconcile jobs have not run yet. */
+async function waitingDigests(trx: Transaction<Database>, jobKeys: string[]): Promise<Map<string, Set<string>>> {
+  const found = new Map<string, Set<string>>();
+  for (let i = 0; i < jobKeys.length; i += LOOKUP_CHUNK) {
     const rows = await trx
-      .selectFrom('inbox')
-      .select('dedupe_key')
-      .where('dedupe_key', 'in', keys.slice(i, i + LOOKUP_CHUNK))
-      .where('received_at', '>', now - AMO_REPEAT_WINDOW_MS)
+      .selectFrom('jobs')
+      .innerJoin('inbox', 'inbox.id', 'jobs.inbox_id')
+      .select(['jobs.job_key', 'inbox.dedupe_key'])
+      .where('jobs.kind', '=', DEAL_RECONCILE)
+      .where('jobs.job_key', 'in', jobKeys.slice(i, i + LOOKUP_CHUNK))
+      .where('jobs.status', '=', 'queued')
+      .where('jobs.attempts', '=', 0)
       .execute();
-    for (const row of rows) found.add(row.dedupe_key);
+    for (const row of rows) {
+      const digest = row.dedupe_key.split(':')[1];
+      if (digest) (found.get(row.job_key) ?? found.set(row.job_key, new Set()).get(row.job_key)!).add(digest);
+    }
   }
   return found;
 }

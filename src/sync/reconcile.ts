@@ -80,9 +80,11 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
     const info = desiredAdditionalInfo(order, { contactId: row.contact_id ?? 0, dealId });
     try {
       for (const [i, step] of plan.steps.entries()) {
-        // Derived from (deal state, step): a replay of the same step is recognised by
-        // Company 1, a later, different change is not mistaken for it.
-        const key = `reconcile:${row.order_id}:${deal.id}:${lead.updated_at ?? 0}:${order.status}:${i}:${JSON.stringify(step)}`;
+        // Derived from (the order's version, step): a retry of the same step is recognised by
+        // Company 1 as a replay, a later change is not. Not the deal's updated_at: it is
+        // whole seconds, and a price that goes 100 → 200 → 100 in one second would reuse
+        // the first key and get the first answer back instead of a change.
+        const key = `reconcile:${row.order_id}:${deal.id}:${order.updatedAt}:${order.status}:${i}:${JSON.stringify(step)}`;
         // Before the PATCH: the status it brings is the bridge's doing, not news from
         // Company 1 to tell the deal about (src/sync/order-events.ts), even after a crash.
         if (step.status) {

@@ -1,8 +1,14 @@
 import { createTestLogger } from '../../src/logger.js';
+import { SEARCH_INDEX_DELAY_MS } from '../../src/sandbox/amo/index.js';
 import { type Stack, type StackOptions, startStack } from '../../src/sandbox/stack.js';
 import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 
-/** A whole stack on a fresh database of the given kind, tuned for fast tests (and silent, unless given a logger). */
+/**
+ * A whole stack on a fresh database of the given kind, tuned for fast tests. A create of
+ * unknown outcome waits out the simulator's search-index lag, and half a second more,
+ * before one empty search counts (as AMO_SEARCH_SETTLE_SECONDS does against amoCRM): any
+ * shorter and the bridge makes duplicates.
+ */
 export async function testStack(
   kind: DatabaseKind,
   title: string,
@@ -15,7 +21,7 @@ export async function testStack(
     logger: options.logger ?? createTestLogger(),
     tuning: {
       dbSchema: schema,
-      settleMs: 300,
+      settleMs: (options.amo?.searchIndexDelayMs ?? SEARCH_INDEX_DELAY_MS) + 500,
       reconcileGatherMs: 100,
       pollMs: 20,
       backoff: { baseMs: 50, maxMs: 500 },

@@ -67,7 +67,9 @@ export function createAmoApp(parts: AppParts): Express {
   app.set('query parser', parseQuery);
 
   app.use(recordRequests(stats, now));
-  app.use(['/api/v4', '/oauth2'], rateLimit(parts.rateLimitRps, faults, now), injectFaults(faults));
+  // amoCRM counts requests per real second, whatever the account's clock says: a test that
+  // holds that clock still (to land changes in one second) must not freeze the window.
+  app.use(['/api/v4', '/oauth2'], rateLimit(parts.rateLimitRps, faults, Date.now), injectFaults(faults));
   app.use(oauthRouter(tokens, BODY_LIMIT));
   // v4 takes JSON whatever the Content-Type says; a form or broken body fails to parse → 400.
   app.use('/api/v4', requireBearer((t) => tokens.isValidAccessToken(t)), express.json({ type: () => true, limit: BODY_LIMIT }));

@@ -10,8 +10,8 @@ import { ProblemError, ValidationError, problem } from './problem.js';
 
 /** Per-request flags set by the fault middleware and read when answering. */
 interface RequestMeta {
-  /** Answer a mutating request with 500, or never, after its write was applied. */
-  failAfterWrite: 'error' | 'hang' | null;
+  /** Answer a mutating request with 500, never, or with a TCP reset, after its write was applied. */
+  failAfterWrite: 'error' | 'hang' | 'reset' | null;
 }
 
 const metas = new WeakMap<Request, RequestMeta>();
@@ -38,6 +38,10 @@ export function selfLink(href: string): { self: { href: string } } {
 export function sendHal(req: Request, res: Response, status: number, body?: unknown): void {
   const { failAfterWrite } = requestMeta(req);
   if (failAfterWrite === 'hang') return; // the write happened; the answer never comes
+  if (failAfterWrite === 'reset') {
+    req.socket.resetAndDestroy(); // the write happened; the connection dies before the answer
+    return;
+  }
   if (failAfterWrite === 'error') {
     res.status(500).type('application/problem+json').send(JSON.stringify(problem(500, 'Internal server error')));
     return;

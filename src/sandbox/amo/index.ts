@@ -36,6 +36,17 @@ export type {
 } from './schemas.js';
 export { API_USER_ID, STAFF_USER_ID, FIELD_IDS, SERVICES_TAG, WON_STATUS_ID, LOST_STATUS_ID, MAIN_PIPELINE_NAME } from './seed.js';
 
+/**
+ * How long a new contact or deal stays out of `?query=` search. amoCRM documents `query`
+ * only as a search over the entity's filled fields (amocrm.ru/developers/content/
+ * crm_platform/contacts-api) and promises nothing about when a new entity becomes
+ * findable; its matching of new data against old runs after the create (duplicate
+ * control's "BIG DATA" check is asynchronous: message.help/faq/amo, "Duplicate Checking").
+ * The real lag is not published; two seconds is enough that code which trusts one empty
+ * search right after a create makes a duplicate here, as it would there.
+ */
+export const SEARCH_INDEX_DELAY_MS = 2000;
+
 export interface AmoSimulatorOptions {
   /** Default 'company2'. */
   subdomain?: string;
@@ -51,7 +62,10 @@ export interface AmoSimulatorOptions {
   longLivedToken?: string;
   /** Default 86400. */
   accessTokenTtlSec?: number;
-  /** Default 0: contacts and leads younger than this are not found by `?query=` (amoCRM's index trails creates). */
+  /**
+   * Contacts and leads younger than this are not found by `?query=`; default
+   * SEARCH_INDEX_DELAY_MS. 0 makes them findable at once, for tests about something else.
+   */
   searchIndexDelayMs?: number;
   /** Shape of the webhooks moveLead sends unless told otherwise; default 'compact'. */
   webhookShape?: WebhookShape;
@@ -65,7 +79,7 @@ export interface AmoSimulatorOptions {
    * whose API writes are never announced.
    */
   apiChangesFireWebhooks?: boolean;
-  /** Clock in epoch ms; default Date.now. */
+  /** The account's clock in epoch ms (timestamps, token expiry, search index); default Date.now. The rate limit counts real time. */
   now?: () => number;
 }
 
@@ -149,7 +163,7 @@ export function createAmoSimulator(options: AmoSimulatorOptions = {}): AmoSimula
     accountId: options.accountId ?? 31_234_567,
     subdomain: options.subdomain ?? 'company2',
     now,
-    searchIndexDelayMs: options.searchIndexDelayMs ?? 0,
+    searchIndexDelayMs: options.searchIndexDelayMs ?? SEARCH_INDEX_DELAY_MS,
   });
   const tokens = new TokenStore(
     {

@@ -16,6 +16,8 @@ export interface RequestRecord {
   status: number;
   /** Epoch ms when the request arrived. */
   at: number;
+  /** Content-Type of the answer, without parameters; null for a body-less one. */
+  contentType: string | null;
 }
 
 export interface StatsFilter {
@@ -55,7 +57,11 @@ export function recordRequests(stats: AmoStats, now: () => number): RequestHandl
     const { method } = req;
     const url = req.originalUrl;
     const path = url.split('?')[0] ?? url;
-    res.on('finish', () => stats.requests.push({ method, path, url, status: res.statusCode, at }));
+    res.on('finish', () => {
+      const type = res.getHeader('content-type');
+      const contentType = typeof type === 'string' ? (type.split(';')[0] ?? type).trim() : null;
+      stats.requests.push({ method, path, url, status: res.statusCode, at, contentType });
+    });
     next();
   };
 }
@@ -69,17 +75,21 @@ export interface AmoFaults {
   outage: boolean;
   /** Never answer (the client must time out). */
   hang: boolean;
-  /** amoCRM's 429 comes as problem+json, with no body, or as an HTML gateway page. */
-  rateLimit429Body: 'json' | 'empty' | 'html';
+  /**
+   * amoCRM's 429 comes as problem+json, with no body, or as an HTML gateway page; by
+   * default ('rotate') the three take turns, so a client cannot lean on any one of them.
+   */
+  rateLimit429Body: 'rotate' | 'json' | 'empty' | 'html';
   /** 403 with an HTML page for everything: amoCRM blocks an integration that keeps breaking the limit. */
   blocked: boolean;
   /**
-   * Share (0..1) of POST/PATCH /api/v4 requests that are carried out but then answered 500
-   * (`failAfterWriteMode: 'error'`) or never answered (`'hang'`): a create whose outcome the
+   * Share (0..1) of POST/PATCH /api/v4 requests that are carried out but whose answer is
+   * lost: answered 500 (`failAfterWriteMode: 'error'`), never answered (`'hang'`: the
+   * client times out) or cut off by a TCP reset (`'reset'`). A create whose outcome the
    * client cannot know.
    */
   failAfterWriteRate: number;
-  failAfterWriteMode: 'error' | 'hang';
+  failAfterWriteMode: 'error' | 'hang' | 'reset';
 }
 
 export function defaultFaults(): AmoFaults {
@@ -88,7 +98,7 @@ export function defaultFaults(): AmoFaults {
     errorRate: 0,
     outage: false,
     hang: false,
-    rateLimit429Body: 'json',
+    rateLimit429Body: 'rotate',
     blocked: false,
     failAfterWriteRate: 0,
     failAfterWriteMode: 'error',
@@ -99,6 +109,8 @@ function nginxPage(status: number, title: string): string {
   return `<html>\r\n<head><title>${status} ${title}</title></head>\r\n<body>\r\n<center><h1>${status} ${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
 }
 
+const BODIES_429 = ['empty', 'html', 'json'] as const;
+
 /**
  * At most `rps` requests are let through in any sliding one-second window (by arrival time
  * here); the rest get 429. Only requests let through fill the window, so a client that
@@ -106,6 +118,7 @@ function nginxPage(status: number, title: string): string {
  */
 export function rateLimit(rps: number, faults: AmoFaults, now: () => number): RequestHandler {
   const passed: number[] = [];
+  let refused = 0;
   return (_req, res, next) => {
     const t = now();
     while (passed.length && (passed[0] ?? 0) <= t - 1000) passed.shift();
@@ -115,12 +128,17 @@ export function rateLimit(rps: number, faults: AmoFaults, now: () => number): Re
       return;
     }
     res.status(429);
-    switch (faults.rateLimit429Body) {
+    const body = faults.rateLimit429Body === 'rotate' ? BODIES_429[refused % BODIES_429.length] : faults.rateLimit429Body;
+    refused++;
+    switch (body) {
       case 'empty':
+        // amoCRM's own PHP client has a path for a 429 with no body apart from one whose body
+        // is not JSON (amocrm/amocrm-api-php, AmoCRMApiRequest::parseResponse, checkHttpStatus).
         res.end();
         return;
       case 'html':
-        // amoCRM's gateway has been seen answering 429 with HTML (amocrm/amocrm-api-php#526).
+        // amoCRM's gateway answers 429 with HTML ("почему 429 отдает html, а не json",
+        // amocrm/amocrm-api-php#526; #517 added an exception for it).
         res.type('text/html').send(nginxPage(429, 'Too Many Requests'));
         return;
       default:

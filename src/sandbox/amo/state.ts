@@ -459,12 +459,12 @@ export class AmoState {
   }
 
   /**
-   * Advances updated_at on every change, by at least one second. Real amoCRM can give two
-   * changes within a second the same updated_at; the simulator keeps it strictly increasing
-   * so that "changed since" sweeps in tests are deterministic.
+   * Stamps a change. amoCRM's updated_at is a Unix time in whole seconds ("Дата изменения
+   * сделки, передается в Unix Timestamp", amocrm.ru/developers/content/crm_platform/leads-api),
+   * so changes within one second share it; it never goes back.
    */
   private touch(entity: { updated_at: number }): void {
-    entity.updated_at = Math.max(this.nowSec(), entity.updated_at + 1);
+    entity.updated_at = Math.max(this.nowSec(), entity.updated_at);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runNode } from '../src/sandbox/processes.js';
 
 /**
- * Benchmarks are not tests (`npm test` does not run them), but the harness must not rot:
- * one quick run (`bench/main.ts --quick`, small counts, every section) must produce every
- * figure of the benchmark issue with finite numbers, into a temp file, not docs/.
+ * `npm run bench:smoke` (bench/vitest.config.ts), not part of `npm test`: a quick run takes
+ * two to three minutes on a 2-core machine. Benchmarks are not tests, but the harness must
+ * not rot: one quick run (`bench/main.ts --quick`, small counts, every section) must produce
+ * every figure of the benchmark issue with finite numbers, into a temp file, not docs/.
  */
 
 interface ReportFigure {
@@ -27,21 +27,15 @@ interface Report {
   failures: Array<{ section: string; error: string }>;
 }
 
-const run = promisify(execFile);
-
 describe('benchmark harness', () => {
   it('produces every figure in a quick run', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-smoke-'));
     const out = path.join(dir, 'benchmarks.md');
     const json = path.join(dir, 'benchmarks.json');
-    await run(process.execPath, ['--import', 'tsx', 'bench/main.ts', '--quick', '--out', out, '--json', json], {
-      timeout: 150_000,
-      maxBuffer: 16 * 1024 * 1024,
-      env: { ...process.env, BENCH_KEEP_SCHEMAS: '1' },
-    }).catch((error: unknown) => {
-      const e = error as { stdout?: string; stderr?: string };
-      throw new Error(`bench failed:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    const run = await runNode(['--import', 'tsx', 'bench/main.ts', '--quick', '--out', out, '--json', json], {
+      timeoutMs: 540_000,
     });
+    if (run.code !== 0) throw new Error(`bench ${run.timedOut ? 'timed out' : `exited with ${run.code}`}:\n${run.stdout}\n${run.stderr}`);
 
     const report = JSON.parse(readFileSync(json, 'utf8')) as Report;
     expect(report.failures).toEqual([]);
@@ -63,5 +57,5 @@ describe('benchmark harness', () => {
     expect(markdown).toContain('| # | figure | measured | baseline | ratio | goal | met? |');
     expect(markdown).toContain(report.machine.node);
     for (const id of expected) expect(markdown).toContain(`| ${id} |`);
-  }, 180_000);
+  }, 600_000);
 });
