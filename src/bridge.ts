@@ -2,9 +2,10 @@ import type { Server } from 'node:http';
 import type { AmoClient } from './amo/client.js';
 import { amoClientFromConfig } from './amo/from-config.js';
 import type { Config } from './config.js';
-import { connect, type Db } from './db/connect.js';
-import { migrate } from './db/migrate.js';
+import type { Db } from './db/connect.js';
+import { openDatabase } from './db/open.js';
 import { createApp } from './http/app.js';
+import { closeServer } from './http/close-server.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadMappingsFile, MappingsError } from './mappings/load.js';
@@ -47,7 +48,12 @@ export interface Bridge {
   ready: Promise<Mappings>;
   /** Binds the HTTP edge; tests use the loopback default, `npm start` all interfaces. */
   listen(port?: number, host?: string): Promise<string>;
-  stop(): Promise<void>;
+  /**
+   * Stops accepting requests and leasing jobs, lets requests and jobs under way finish
+   * within `graceMs` (default 10 s), hands back the leases of jobs still running then, and
+   * closes the database. Calling it again answers the same promise.
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -58,8 +64,7 @@ export interface Bridge {
  */
 export async function createBridge(config: Config, logger: Logger, tuning: BridgeTuning = {}): Promise<Bridge> {
   const metrics = createMetrics();
-  const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
-  await migrate(db);
+  const db = await openDatabase(config.DATABASE_URL, { schema: tuning.dbSchema });
   if (db.dialect === 'sqlite') {
     // One process owns an SQLite file: whatever it held when it last died is free now,
     // with no need to wait for the leases to run out.
@@ -151,13 +156,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       });
       // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
       if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
-      worker.start();
+      if (!stopping) worker.start();
     }
     return mappings;
   })();
   ready.catch(() => undefined);
 
   let server: Server | undefined;
+  let stopped: Promise<void> | undefined;
   return {
     config,
     db,
@@ -177,11 +183,13 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         });
       });
     },
-    async stop() {
+    stop({ graceMs = 10_000 } = {}) {
       stopping = true;
-      if (server) await new Promise<void>((r) => server!.close(() => r()));
-      await worker?.stop();
-      await db.close();
+      stopped ??= (async () => {
+        await Promise.all([server && closeServer(server, graceMs), worker?.stop(graceMs)]);
+        await db.close();
+      })();
+      return stopped;
     },
   };
 }
