@@ -6,14 +6,24 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
+import { DATABASES, freshDatabaseUrl } from './support/databases.js';
+import { requireFreshBuild } from './support/dist.js';
 import { editedMappings } from './support/mappings.js';
 
 const run = promisify(execFile);
+
+/** `amobridge …` as installed: bin/amobridge.js runs the compiled CLI in dist/. */
+const cliWith = (env: Record<string, string>, args: string[]) =>
+  run(process.execPath, ['bin/amobridge.js', ...args], { env, timeout: 20_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
 
 describe('amobridge CLI', () => {
   let amo: AmoSimulator;
   let env: Record<string, string>;
   beforeAll(async () => {
+    requireFreshBuild();
     amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
     const amoUrl = await amo.listen();
     env = {
@@ -35,11 +45,7 @@ describe('amobridge CLI', () => {
   });
   afterAll(async () => amo.close());
 
-  const cli = (args: string[], extra: Record<string, string> = {}) =>
-    run(process.execPath, ['bin/amobridge.js', ...args], { env: { ...env, ...extra } }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  const cli = (args: string[], extra: Record<string, string> = {}) => cliWith({ ...env, ...extra }, args);
 
   it('mappings check prints the resolved table', async () => {
     const { code, stdout } = await cli(['mappings', 'check']);
@@ -73,5 +79,42 @@ describe('amobridge CLI', () => {
     const wrong = await cli(['frobnicate']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/unknown command: frobnicate[\s\S]*usage: amobridge/);
+  });
+});
+
+describe.each(DATABASES)('amobridge dead and apikey commands on %s', (kind) => {
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    requireFreshBuild();
+    const { url, schema } = await freshDatabaseUrl(kind, `cli-${kind}`);
+    // DATABASE_URL and nothing else: no amoCRM, Company 1 or webview variable.
+    env = { PATH: process.env.PATH ?? '', DATABASE_URL: schema ? `${url}?schema=${schema}` : url };
+  });
+
+  it('need DATABASE_URL only', async () => {
+    expect(await cliWith(env, ['dead', 'list'])).toEqual({ code: 0, stdout: 'no dead jobs\n', stderr: '' });
+    const created = await cliWith(env, ['apikey', 'create', 'ops', 'jobs:read']);
+    expect(created.code).toBe(0);
+    const id = /\(id ([a-f0-9]+);/.exec(created.stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(await cliWith(env, ['apikey', 'revoke', id!])).toMatchObject({ code: 0, stdout: `key ${id} revoked\n` });
+    expect(await cliWith(env, ['dead', 'replay', '12345'])).toMatchObject({ code: 1, stdout: 'job 12345 is not dead\n' });
+  });
+
+  it('a bad DATABASE_URL gets one line naming it', async () => {
+    const { code, stderr } = await cliWith({ PATH: env.PATH!, DATABASE_URL: 'mysql://db.example/x' }, ['dead', 'list']);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'amobridge: invalid configuration: DATABASE_URL: must be sqlite:<path> or postgres://…; fix it in the environment or in .env (.env.example describes every variable)\n',
+    );
+  });
+
+  it('an amoCRM command names the amoCRM variables it lacks, and no others', async () => {
+    const { code, stderr } = await cliWith(env, ['webhooks', 'register', 'https://bridge.example.com']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/invalid configuration: AMO_SUBDOMAIN is not set; AMO_WEBHOOK_SECRET is not set; fix it/);
+    const auth = await cliWith({ ...env, AMO_SUBDOMAIN: 'company2', AMO_WEBHOOK_SECRET: 'x'.repeat(16) }, ['webhooks', 'register', 'https://bridge.example.com']);
+    expect(auth.stderr).toMatch(/AMO_CLIENT_ID: set AMO_CLIENT_ID, AMO_CLIENT_SECRET and AMO_REDIRECT_URI \(OAuth\) or AMO_LONG_LIVED_TOKEN/);
+    expect(stderr).not.toMatch(/PARTNER|WEBVIEW|SESSION/);
   });
 });
