@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
-import { DIST_MAIN, requireFreshBuild } from './dist.js';
+import { requireFreshBuild } from './dist.js';
 import { isRunning, processTree } from './process-tree.js';
 import { waitFor } from './stack.js';
 
@@ -13,7 +13,7 @@ export type BridgeCommand = 'source' | 'compiled' | 'npm-start';
 
 function commandLine(command: BridgeCommand): [string, string[]] {
   if (command === 'source') return [process.execPath, ['--import', 'tsx', 'src/main.ts']];
-  if (command === 'compiled') return [process.execPath, [DIST_MAIN]];
+  if (command === 'compiled') return [process.execPath, ['dist/main.js']];
   return ['npm', ['start']];
 }
 
@@ -32,6 +32,8 @@ export class BridgeProcess {
     readonly port: number,
     private readonly logPath: string,
     private readonly command: BridgeCommand = 'source',
+    /** The folder it runs in (default this one): a deployment has dist/ but no src/. */
+    private readonly cwd?: string,
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -43,6 +45,7 @@ export class BridgeProcess {
     logPath: string;
     env?: Record<string, string>;
     command?: BridgeCommand;
+    cwd?: string;
   }) {
     const port = await freePort();
     return new BridgeProcess(
@@ -53,6 +56,7 @@ export class BridgeProcess {
       port,
       options.logPath,
       options.command,
+      options.cwd,
     );
   }
 
@@ -63,7 +67,7 @@ export class BridgeProcess {
   }
 
   async start(): Promise<void> {
-    if (this.command !== 'source') requireFreshBuild();
+    if (this.command !== 'source' && !this.cwd) requireFreshBuild();
     const log = createWriteStream(this.logPath, { flags: 'a' });
     await new Promise((r) => log.once('open', r));
     const [file, args] = commandLine(this.command);
@@ -71,6 +75,7 @@ export class BridgeProcess {
       // npm wants a home for its cache and logs; the bridge itself reads only its variables.
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...this.env },
       stdio: ['ignore', log, log],
+      cwd: this.cwd,
       detached: true,
     });
     this.child = child;
