@@ -108,26 +108,25 @@ export async function startBridgeProcess(options: BridgeProcessOptions): Promise
 export { DEFAULT_PARTNER_WEBHOOK_SECRET };
 
 /**
- * Compiles src/ to plain JavaScript in a temp folder (tsc with the build config, types
- * not checked: that is `npm run typecheck`'s job), laid out like dist/ beside src/ so
- * the webview finds its templates; answers the entry point, for `node <entry>`.
+ * Builds the bridge as `npm run build` does (scripts/build.js: compiled modules, templates
+ * and static files), into a temp folder rather than over dist/, which tests may be running;
+ * types are not checked (that is `npm run typecheck`'s job). Answers the entry point, for
+ * `node <entry>`.
  */
 export async function buildBridge(): Promise<string> {
   const root = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-build-'));
-  const tsc = path.resolve('node_modules/typescript/bin/tsc');
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(root, 'dist'), '--noCheck'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['scripts/build.js', '--out-dir', path.join(root, 'dist'), '--no-check'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve();
-      else reject(new Error(`tsc exited with ${code}: ${stderr.slice(-1000)}`));
+      else reject(new Error(`scripts/build.js exited with ${code}: ${stderr.slice(-1000)}`));
     });
   });
   symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'), 'dir');
-  symlinkSync(path.resolve('src'), path.join(root, 'src'), 'dir');
   writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
   return path.join(root, 'dist', 'main.js');
 }
