@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createAmoSimulator } from '../src/sandbox/amo/index.js';
 import { freePort, sandboxEnv } from '../src/sandbox/env.js';
+import { SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
 import { DIST_MAIN, requireFreshBuild } from './support/dist.js';
 import { editedMappings } from './support/mappings.js';
 
@@ -18,15 +20,15 @@ interface Outcome {
 }
 
 /** `node dist/main.js` with the sandbox's environment changed by `change`; killed after 20 s. */
-async function startWith(change: Record<string, string | undefined>): Promise<Outcome> {
+async function startWith(change: Record<string, string | undefined>, amoUrl = 'http://127.0.0.1:9/'): Promise<Outcome> {
   const dir = mkdtempSync(path.join(tmpdir(), 'amobridge-startup-'));
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
     ...sandboxEnv({
       port: await freePort(),
       databaseUrl: `sqlite:${path.join(dir, 'bridge.db')}`,
-      // Nothing listens there; every case fails before amoCRM is asked anything.
-      amoUrl: 'http://127.0.0.1:9/',
+      // By default nothing listens there: those cases fail before amoCRM is asked anything.
+      amoUrl,
       partnerUrl: 'http://127.0.0.1:9/',
     }),
     LOG_LEVEL: 'error',
@@ -89,6 +91,18 @@ describe('start-up errors of `node dist/main.js`', () => {
     const outcome = await startWith({ AMO_WEBHOOK_SECRET: undefined, SHUTDOWN_TIMEOUT: 'soon', PORT: '' });
     expectOneLine(outcome, /AMO_WEBHOOK_SECRET is not set; SHUTDOWN_TIMEOUT: .*; fix it in the environment/);
     expect(outcome.stderr).not.toMatch(/PORT/);
+  });
+
+  it('a stage the account does not have: the name, the stages that exist, exit 3', async () => {
+    const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
+    try {
+      const file = editedMappings((y) => y.replace('stage: Confirmed VU', 'stage: Confirmed UV'));
+      const outcome = await startWith({ MAPPINGS_PATH: file }, await amo.listen());
+      expectOneLine(outcome, /stage "Confirmed UV" does not exist in pipeline "Company 2"; stages: .*"Confirmed VU".*; fix the file/);
+      expect(outcome.code).toBe(3);
+    } finally {
+      await amo.close();
+    }
   });
 
   it('a port already taken: the port and PORT', async () => {
