@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/db/connect.js';
 import type { BenchConfig } from './config.js';
 import type { LoadArgs, LoadRunResult } from './load.js';
-import { buildBridge, DEFAULT_PARTNER_WEBHOOK_SECRET, probeMemory, type ProbedMemory, startBridgeProcess } from './lib/bridge-process.js';
+import { DEFAULT_PARTNER_WEBHOOK_SECRET, probeMemory, type ProbedMemory, startBridgeProcess } from './lib/bridge-process.js';
+import { compiledBridge } from './lib/build.js';
 import { runChild } from './lib/child.js';
 import { benchDir, type DatabaseKind, freshDatabase } from './lib/databases.js';
 import { figure, type Figure, MB_UNIT, type SectionResult } from './lib/report.js';
@@ -132,10 +133,10 @@ export async function memorySection(config: BenchConfig): Promise<SectionResult>
   const { events, settleMs } = config.memory;
   const figures: Figure[] = [];
   const facts: string[] = [
-    `Bridge: the build of this tree (scripts/build.js into a temp folder), run as \`npm start\` runs it: \`node dist/main.js --no-worker\`, on a fresh database; webhooks sent by autocannon in its own process (10 connections) until all were accepted; memory read ${settleMs} ms later from /proc/<pid>/status and the bridge's /metrics.`,
+    `Bridge: the build of this tree (dist/ when current, else scripts/build.js into a temp folder), run as \`npm start\` runs it: \`node dist/main.js --no-worker\`, on a fresh database; webhooks sent by autocannon in its own process (10 connections) until all were accepted; memory read ${settleMs} ms later from /proc/<pid>/status and the bridge's /metrics.`,
   ];
   const evidence: string[] = [];
-  const compiled = await buildBridge();
+  const compiled = await compiledBridge();
   const sims = await startSimulators({ rateLimitRps: 50 });
   let capsTried = false;
   try {

@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
 import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
@@ -18,7 +16,7 @@ export interface BridgeProcessOptions {
   worker: boolean;
   env?: Record<string, string>;
   nodeArgs?: string[];
-  /** A compiled entry point run by plain node (see buildBridge); default src/main.ts through tsx. */
+  /** A compiled entry point run by plain node (see compiledBridge); default src/main.ts through tsx. */
   compiledEntry?: string;
   /** Load the memory probe (see probeMemory). */
   memoryProbe?: boolean;
@@ -106,27 +104,3 @@ export async function startBridgeProcess(options: BridgeProcessOptions): Promise
 }
 
 export { DEFAULT_PARTNER_WEBHOOK_SECRET };
-
-/**
- * Builds the bridge as `npm run build` does (scripts/build.js: compiled modules, templates
- * and static files), into a temp folder rather than over dist/, which tests may be running;
- * types are not checked (that is `npm run typecheck`'s job). Answers the entry point, for
- * `node <entry>`.
- */
-export async function buildBridge(): Promise<string> {
-  const root = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-build-'));
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, ['scripts/build.js', '--out-dir', path.join(root, 'dist'), '--no-check'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new Error(`scripts/build.js exited with ${code}: ${stderr.slice(-1000)}`));
-    });
-  });
-  symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'), 'dir');
-  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
-  return path.join(root, 'dist', 'main.js');
-}
