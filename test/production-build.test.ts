@@ -45,12 +45,22 @@ describe('the production build', () => {
     await Promise.all([amo?.close(), partner?.close()]);
   });
 
-  it('leaves the simulators and the demo out, and nothing in it imports them', () => {
+  it('leaves the simulators and the demo out, and imports production dependencies only', () => {
     expect(existsSync('dist/sandbox')).toBe(false);
     expect(existsSync('dist/demo')).toBe(false);
     const modules = readdirSync('dist', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
     expect(modules.length).toBeGreaterThan(20);
-    for (const file of modules) expect(readFileSync(path.join('dist', file), 'utf8'), file).not.toMatch(/from '[^']*\/(sandbox|demo)\//);
+    // After `npm prune --omit=dev` only `dependencies` are installed.
+    const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8')) as { dependencies: Record<string, string> };
+    for (const file of modules) {
+      const code = readFileSync(path.join('dist', file), 'utf8');
+      expect(code, file).not.toMatch(/from '[^']*\/(sandbox|demo)\//);
+      for (const [, specifier] of code.matchAll(/(?:from |import\(|import )'([^'.][^']*)'/g)) {
+        if (specifier!.startsWith('node:')) continue;
+        const name = specifier!.split('/').slice(0, specifier!.startsWith('@') ? 2 : 1).join('/');
+        expect(Object.keys(dependencies), `${file} imports ${specifier}`).toContain(name);
+      }
+    }
   });
 
   it('runs from a folder with no src/: health, readiness, a webview page and its stylesheet', async () => {
