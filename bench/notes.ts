@@ -43,12 +43,12 @@ const NOTES: Record<string, string[]> = {
     'What it would take: a lease whose cost does not depend on statistics or on how many jobs wait — an index in the lease\'s own order, `create index … on jobs (id) where status in (\'queued\', \'retrying\')`, with the statement written so the planner has no cheaper-looking alternative (candidates taken by id through that index with a LIMIT first, the per-key test applied to those only); or `ANALYZE jobs` when a large backlog appears. The plan of 4b also walks jobs_pkey from the lowest id, reading every finished job older than the oldest waiting one, and finished jobs are never deleted: a long-lived database needs that index (or a purge of done jobs) for 4b to stay flat too.',
   ],
   '5a': [
-    'What limits it: the runtime, not the waiting events. After a full garbage collection the bridge\'s V8 heap holds about what it held idle: the 10,000 waiting events are in the database, not in memory. The resident size is (1) tsx: `npm start` runs the TypeScript through tsx, whose module loader runs in a second V8 isolate (a worker thread) with esbuild, some 60 MB before any request; (2) V8 keeping the heap it grew to while absorbing the burst (committed semi-spaces and old space) — garbage collected, but not handed back to the operating system. The evidence below measures the same bridge compiled to JavaScript, and compiled with smaller V8 heap limits.',
-    'What it would take: run the compiled build in production (`npm run build`, then `node dist/main.js`, instead of tsx), and cap V8\'s heap (`node --max-semi-space-size=4 --max-old-space-size=96`, as measured below) — at some cost in throughput, shown beside it.',
+    'What limits it: V8\'s heap, not the waiting jobs. After a full garbage collection the bridge\'s V8 heap holds about what it held idle: the 10,000 waiting jobs are rows in the database, not objects in memory. What stays resident is the heap V8 grew to while absorbing the burst (committed semi-spaces and old space): garbage collected, but not handed back to the operating system. The evidence below measures the same compiled bridge with smaller V8 heap limits.',
+    'What it would take: cap V8\'s heap (`node --max-semi-space-size=4 --max-old-space-size=96 dist/main.js`, or the same flags in NODE_OPTIONS of the service unit), as measured below, with the rate at which it accepted webhooks beside the uncapped one.',
   ],
 };
 NOTES['1b'] = INGEST_CPU;
-NOTES['5b'] = ['As for 5a: the same runtime costs (tsx, and the heap V8 keeps after the burst), whatever the database; see 5a and its evidence.'];
+NOTES['5b'] = ['As for 5a: the heap V8 keeps after the burst, whatever the database; see 5a and its evidence.'];
 
 export function notesFor(id: string): string[] {
   return NOTES[id] ?? ['No analysis recorded for this figure: see the evidence gathered in this run below.'];

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx amobridge …` works without a build step.
-import { register } from 'tsx/esm/api';
+// The `amobridge` command: the compiled CLI (npm run build). From source: `npm run cli -- <command>`.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('amobridge: no build in dist/: run `npm run build` first (or `npm run cli -- <command>` to run from source)\n');
+  process.exit(1);
+}
+await import(entry.href);

@@ -2,11 +2,12 @@ import type { Server } from 'node:http';
 import type { AmoClient } from './amo/client.js';
 import { amoClientFromConfig } from './amo/from-config.js';
 import type { Config } from './config.js';
-import { connect, type Db } from './db/connect.js';
-import { migrate } from './db/migrate.js';
+import type { Db } from './db/connect.js';
+import { openDatabase } from './db/open.js';
 import { startIdleProbe, type IdleProbe } from './health/idle-probe.js';
 import { ServiceHealth } from './health/service-health.js';
 import { createApp } from './http/app.js';
+import { closeServer } from './http/close-server.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadMappingsFile, MappingsError } from './mappings/load.js';
@@ -58,7 +59,12 @@ export interface Bridge {
   ready: Promise<Mappings>;
   /** Binds the HTTP edge; tests use the loopback default, `npm start` all interfaces. */
   listen(port?: number, host?: string): Promise<string>;
-  stop(): Promise<void>;
+  /**
+   * Stops accepting requests and leasing jobs, lets requests and jobs under way finish
+   * within `graceMs` (default 10 s), hands back the leases of jobs still running then, and
+   * closes the database. Calling it again answers the same promise.
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -68,8 +74,7 @@ export interface Bridge {
  * is refused that could be kept.
  */
 export async function createBridge(config: Config, logger: Logger, tuning: BridgeTuning = {}): Promise<Bridge> {
-  const db = connect(config.DATABASE_URL, { schema: tuning.dbSchema });
-  await migrate(db);
+  const db = await openDatabase(config.DATABASE_URL, { schema: tuning.dbSchema });
   const metrics = createMetrics({ queueDepth: () => readQueueDepth(db.kysely, syncJobs.kinds) });
   if (db.dialect === 'sqlite') {
     // One process owns an SQLite file: whatever it held when it last died is free now,
@@ -179,13 +184,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
       // Company 1's webhooks can be lost at every stage.
       await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000);
-      worker.start();
+      if (!stopping) worker.start();
     }
     return mappings;
   })();
   ready.catch(() => undefined);
 
   let server: Server | undefined;
+  let stopped: Promise<void> | undefined;
   return {
     config,
     db,
@@ -205,12 +211,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         });
       });
     },
-    async stop() {
+    stop({ graceMs = 10_000 } = {}) {
       stopping = true;
-      for (const probe of probes) probe.stop();
-      if (server) await new Promise<void>((r) => server!.close(() => r()));
-      await worker?.stop();
-      await db.close();
+      stopped ??= (async () => {
+        for (const probe of probes) probe.stop();
+        await Promise.all([server && closeServer(server, graceMs), worker?.stop(graceMs)]);
+        await db.close();
+      })();
+      return stopped;
     },
   };
 }

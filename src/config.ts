@@ -1,8 +1,10 @@
 import { z } from 'zod';
 
 /**
- * The operator contract's environment (DESIGN.md): parsed once at start into one typed
- * object. A missing or malformed variable stops the process with a message naming it.
+ * The operator contract's environment (docs/contracts.md), parsed into typed objects. The
+ * variables come in groups, one per thing the process talks to, so each entry point
+ * validates only what it uses: `npm start` all of them (`configSchema`), `amobridge dead
+ * list` the database's. A missing or malformed variable stops the process with its name.
  */
 
 const optionalString = z
@@ -12,63 +14,116 @@ const optionalString = z
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
-export const configSchema = z
-  .object({
-    PORT: port(3000),
-    DATABASE_URL: z
-      .string()
-      .default('sqlite:./data/amobridge.db')
-      .refine((v) => v.startsWith('sqlite:') || /^postgres(ql)?:\/\//.test(v), {
-        message: 'must be sqlite:<path> or postgres://…',
-      }),
-    MAPPINGS_PATH: z.string().default('mappings/default.yaml'),
-    AMO_SUBDOMAIN: z.string().regex(/^[a-z0-9-]+$/i, 'must be the account subdomain, e.g. company2'),
-    AMO_BASE_URL: optionalString.pipe(z.url().optional()),
-    AMO_CLIENT_ID: optionalString,
-    AMO_CLIENT_SECRET: optionalString,
-    AMO_REDIRECT_URI: optionalString.pipe(z.url().optional()),
-    AMO_LONG_LIVED_TOKEN: optionalString,
-    AMO_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
-    AMO_RATE_LIMIT_RPS: z.coerce.number().positive().max(50).default(7),
-    SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
-    PARTNER_SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
-    JOB_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
-    AMO_SEARCH_SETTLE_SECONDS: z.coerce.number().min(0).max(600).default(20),
-    PARTNER_API_URL: z.url(),
-    PARTNER_API_TOKEN: z.string().min(1),
-    PARTNER_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>'),
-    WEBVIEW_JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
-    WEBVIEW_JWT_ISSUER: z.string().min(1),
-    WEBVIEW_JWT_AUDIENCE: z.string().min(1),
-    SESSION_SECRET: z.string().min(32, 'must be at least 32 characters'),
-    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
-  })
-  .superRefine((c, ctx) => {
+/** The database, and how much is logged: every command needs these. */
+export const storageEnv = z.object({
+  DATABASE_URL: z
+    .string()
+    .default('sqlite:./data/amobridge.db')
+    .refine((v) => v.startsWith('sqlite:') || /^postgres(ql)?:\/\//.test(v), {
+      message: 'must be sqlite:<path> or postgres://…',
+    }),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+});
+
+export const mappingsEnv = z.object({
+  MAPPINGS_PATH: z.string().default('mappings/default.yaml'),
+});
+
+/** The amoCRM account and how to authenticate to it (see `withAmoAuth`). */
+export const amoEnv = z.object({
+  AMO_SUBDOMAIN: z.string().regex(/^[a-z0-9-]+$/i, 'must be the account subdomain, e.g. company2'),
+  AMO_BASE_URL: optionalString.pipe(z.url().optional()),
+  AMO_CLIENT_ID: optionalString,
+  AMO_CLIENT_SECRET: optionalString,
+  AMO_REDIRECT_URI: optionalString.pipe(z.url().optional()),
+  AMO_LONG_LIVED_TOKEN: optionalString,
+  AMO_RATE_LIMIT_RPS: z.coerce.number().positive().max(50).default(7),
+});
+
+export const amoWebhookEnv = z.object({
+  AMO_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
+});
+
+export const partnerEnv = z.object({
+  PARTNER_API_URL: z.url(),
+  PARTNER_API_TOKEN: z.string().min(1),
+  PARTNER_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>'),
+});
+
+export const webviewEnv = z.object({
+  WEBVIEW_JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
+  WEBVIEW_JWT_ISSUER: z.string().min(1),
+  WEBVIEW_JWT_AUDIENCE: z.string().min(1),
+  SESSION_SECRET: z.string().min(32, 'must be at least 32 characters'),
+});
+
+/** The long-running process: its port, its worker's pace and how it stops. */
+export const serviceEnv = z.object({
+  PORT: port(3000),
+  SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
+  PARTNER_SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
+  JOB_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
+  AMO_SEARCH_SETTLE_SECONDS: z.coerce.number().min(0).max(600).default(20),
+  /** Seconds a SIGTERM or SIGINT may take: running jobs finish or are handed back within it. */
+  SHUTDOWN_TIMEOUT: z.coerce.number().positive().max(3600).default(25),
+});
+
+type AmoAuthFields = Pick<
+  z.infer<typeof amoEnv>,
+  'AMO_CLIENT_ID' | 'AMO_CLIENT_SECRET' | 'AMO_REDIRECT_URI' | 'AMO_LONG_LIVED_TOKEN'
+>;
+
+/** amoCRM needs either the three OAuth variables or a long-lived token. */
+export function withAmoAuth<S extends z.ZodType<AmoAuthFields>>(schema: S): S {
+  return schema.superRefine((c, ctx) => {
     const oauth = [c.AMO_CLIENT_ID, c.AMO_CLIENT_SECRET, c.AMO_REDIRECT_URI];
     if (!c.AMO_LONG_LIVED_TOKEN && oauth.some((v) => !v)) {
       ctx.addIssue({
         code: 'custom',
         path: ['AMO_CLIENT_ID'],
-        message:
-          'set AMO_CLIENT_ID, AMO_CLIENT_SECRET and AMO_REDIRECT_URI (OAuth) or AMO_LONG_LIVED_TOKEN',
+        message: 'set AMO_CLIENT_ID, AMO_CLIENT_SECRET and AMO_REDIRECT_URI (OAuth) or AMO_LONG_LIVED_TOKEN',
       });
     }
   });
+}
+
+/** Everything `npm start` uses. */
+export const configSchema = withAmoAuth(
+  storageEnv
+    .extend(mappingsEnv.shape)
+    .extend(amoEnv.shape)
+    .extend(amoWebhookEnv.shape)
+    .extend(partnerEnv.shape)
+    .extend(webviewEnv.shape)
+    .extend(serviceEnv.shape),
+);
 
 export type Config = z.infer<typeof configSchema>;
+export type AmoConfig = z.infer<typeof amoEnv>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = configSchema.safeParse(env);
+/**
+ * Parses the environment with one of the schemas above. An empty variable counts as unset,
+ * so `PORT=` takes the default; a required one is reported as empty. All problems go into
+ * one line, each named by its variable.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.output<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = schema.safeParse(present);
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((issue) => {
-    const name = issue.path.join('.') || '(environment)';
-    return `  ${name}: ${issue.message}`;
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '(environment)');
+    if (issue.code === 'invalid_type' && present[name] === undefined) return `${name} is ${env[name] === '' ? 'empty' : 'not set'}`;
+    return `${name}: ${issue.message}`;
   });
-  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return parseEnv(configSchema, env);
 }
 
 /** The base URL of the amoCRM account: the override, or the real account host. */

@@ -12,12 +12,21 @@ import { enqueue } from '../src/queue/enqueue.js';
 import { describeFailure } from '../src/queue/failure.js';
 import { failJob } from '../src/queue/finish.js';
 import { leaseJobs } from '../src/queue/lease.js';
+import { DATABASES, freshDatabaseUrl } from './support/databases.js';
+import { requireFreshBuild } from './support/dist.js';
 import { editedMappings } from './support/mappings.js';
+
+/** `amobridge …` as installed: bin/amobridge.js runs the compiled CLI in dist/. */
+const cliWith = async (env: Record<string, string>, args: string[]) => {
+  const { code, stdout, stderr } = await runNode(['bin/amobridge.js', ...args], { env, timeoutMs: 20_000 });
+  return { code, stdout, stderr };
+};
 
 describe('amobridge CLI', () => {
   let amo: AmoSimulator;
   let env: Record<string, string>;
   beforeAll(async () => {
+    requireFreshBuild();
     amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
     const amoUrl = await amo.listen();
     env = {
@@ -39,8 +48,7 @@ describe('amobridge CLI', () => {
   });
   afterAll(async () => amo.close());
 
-  const cli = (args: string[], extra: Record<string, string> = {}) =>
-    runNode(['bin/amobridge.js', ...args], { env: { ...env, ...extra }, timeoutMs: 20_000 });
+  const cli = (args: string[], extra: Record<string, string> = {}) => cliWith({ ...env, ...extra }, args);
 
   it('mappings check prints the resolved table', async () => {
     const { code, stdout } = await cli(['mappings', 'check']);
@@ -106,5 +114,42 @@ describe('amobridge CLI', () => {
     expect(show.stdout).toMatch(/^job \d+ order\.sync order:DM-7\nattempts 1 of 1 \(0 ended by lease expiry\)\n/);
     expect(show.stdout).toMatch(/\n\npartner PATCH \/orders\/DM-7 answered 422\n\s+at .*cli\.test\.ts/);
     expect((await cli(['dead', 'show', '999999'])).code).toBe(1);
+  });
+});
+
+describe.each(DATABASES)('amobridge dead and apikey commands on %s', (kind) => {
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    requireFreshBuild();
+    const { url, schema } = await freshDatabaseUrl(kind, `cli-${kind}`);
+    // DATABASE_URL and nothing else: no amoCRM, Company 1 or webview variable.
+    env = { PATH: process.env.PATH ?? '', DATABASE_URL: schema ? `${url}?schema=${schema}` : url };
+  });
+
+  it('need DATABASE_URL only', async () => {
+    expect(await cliWith(env, ['dead', 'list'])).toEqual({ code: 0, stdout: 'no dead jobs\n', stderr: '' });
+    const created = await cliWith(env, ['apikey', 'create', 'ops', 'jobs:read']);
+    expect(created.code).toBe(0);
+    const id = /\(id ([a-f0-9]+);/.exec(created.stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(await cliWith(env, ['apikey', 'revoke', id!])).toMatchObject({ code: 0, stdout: `key ${id} revoked\n` });
+    expect(await cliWith(env, ['dead', 'replay', '12345'])).toMatchObject({ code: 1, stdout: 'job 12345 is not dead\n' });
+  });
+
+  it('a bad DATABASE_URL gets one line naming it', async () => {
+    const { code, stderr } = await cliWith({ PATH: env.PATH!, DATABASE_URL: 'mysql://db.example/x' }, ['dead', 'list']);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'amobridge: invalid configuration: DATABASE_URL: must be sqlite:<path> or postgres://…; fix it in the environment or in .env (.env.example describes every variable)\n',
+    );
+  });
+
+  it('an amoCRM command names the amoCRM variables it lacks, and no others', async () => {
+    const { code, stderr } = await cliWith(env, ['webhooks', 'register', 'https://bridge.example.com']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/invalid configuration: AMO_SUBDOMAIN is not set; AMO_WEBHOOK_SECRET is not set; fix it/);
+    const auth = await cliWith({ ...env, AMO_SUBDOMAIN: 'company2', AMO_WEBHOOK_SECRET: 'x'.repeat(16) }, ['webhooks', 'register', 'https://bridge.example.com']);
+    expect(auth.stderr).toMatch(/AMO_CLIENT_ID: set AMO_CLIENT_ID, AMO_CLIENT_SECRET and AMO_REDIRECT_URI \(OAuth\) or AMO_LONG_LIVED_TOKEN/);
+    expect(stderr).not.toMatch(/PARTNER|WEBVIEW|SESSION/);
   });
 });

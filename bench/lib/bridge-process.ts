@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PARTNER_WEBHOOK_SECRET } from '../../src/sandbox/partner/index.js';
 import { freePort, sandboxEnv } from '../../src/sandbox/env.js';
@@ -18,7 +17,7 @@ export interface BridgeProcessOptions {
   worker: boolean;
   env?: Record<string, string>;
   nodeArgs?: string[];
-  /** A compiled entry point run by plain node (see buildBridge); default src/main.ts through tsx. */
+  /** A compiled entry point run by plain node (see compiledBridge); default src/main.ts through tsx. */
   compiledEntry?: string;
   /** Load the memory probe (see probeMemory). */
   memoryProbe?: boolean;
@@ -106,19 +105,3 @@ export async function startBridgeProcess(options: BridgeProcessOptions): Promise
 }
 
 export { DEFAULT_PARTNER_WEBHOOK_SECRET };
-
-/**
- * Compiles src/ to plain JavaScript in a temp folder (tsc with the build config, types
- * not checked: that is `npm run typecheck`'s job), laid out like dist/ beside src/ so
- * the webview finds its templates; answers the entry point, for `node <entry>`.
- */
-export async function buildBridge(): Promise<string> {
-  const root = mkdtempSync(path.join(tmpdir(), 'amobridge-bench-build-'));
-  const tsc = path.resolve('node_modules/typescript/bin/tsc');
-  const tscRun = await runNode([tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(root, 'dist'), '--noCheck'], { timeoutMs: 120_000 });
-  if (tscRun.code !== 0) throw new Error(`tsc exited with ${tscRun.code}: ${tscRun.stderr.slice(-1000)}`);
-  symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'), 'dir');
-  symlinkSync(path.resolve('src'), path.join(root, 'src'), 'dir');
-  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
-  return path.join(root, 'dist', 'main.js');
-}

@@ -59,7 +59,7 @@ export const COMPLEX_BATCH_MAX = 50;
 const NOTES_BATCH = 100;
 
 /**
- * The amoCRM API v4 client of the bridge. Built on amocrm-js (DESIGN.md): its `Client`
+ * The amoCRM API v4 client of the bridge. Built on amocrm-js: its `Client`
  * is the client object, its `Token` holds the current OAuth pair and its `ClientRequest`
  * (`sdk.request`) is the request API every method here goes through. What amocrm-js
  * 3.6.0 gets wrong is replaced underneath it, in this module:

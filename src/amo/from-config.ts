@@ -1,4 +1,4 @@
-import { type Config, amoBaseUrl } from '../config.js';
+import { type AmoConfig, amoBaseUrl } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { ServiceHealth } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
@@ -7,7 +7,7 @@ import { AmoClient } from './client.js';
 
 /** The amoCRM client as the operator contract configures it (bridge and CLI alike). */
 export function amoClientFromConfig(
-  config: Config,
+  config: AmoConfig,
   deps: { db: Db; logger: Logger; metrics: Metrics; health?: ServiceHealth },
   tuning: { timeoutMs?: number; minRetryDelayMs?: number } = {},
 ): AmoClient {
@@ -18,7 +18,7 @@ export function amoClientFromConfig(
       ? { kind: 'long-lived', token: config.AMO_LONG_LIVED_TOKEN }
       : {
           kind: 'oauth',
-          // loadConfig guarantees these three when there is no long-lived token.
+          // withAmoAuth guarantees these three when there is no long-lived token.
           clientId: config.AMO_CLIENT_ID ?? '',
           clientSecret: config.AMO_CLIENT_SECRET ?? '',
           redirectUri: config.AMO_REDIRECT_URI ?? '',

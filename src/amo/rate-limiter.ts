@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connect.js';
 
 /**
- * The amoCRM request budget (DESIGN.md, "Stay under amoCRM's limit"): amoCRM must never
+ * The amoCRM request budget (docs/architecture.md, "Be polite to amoCRM"): amoCRM must never
  * *see* more than `rps` requests in any one-second window. Every HTTP exchange with
  * amoCRM, token requests and retries included, takes a slot right before it starts and
  * hands it back (`release`) when it has ended — answered, failed or timed out.

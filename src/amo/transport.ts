@@ -287,7 +287,7 @@ export interface RetryPolicy {
  * transient. A POST (a create) is retried only when amoCRM certainly did not act on it
  * (429, or no connection at all): after a timeout or a 5xx its outcome is unknown, and
  * since amoCRM has no idempotency keys a blind retry could create a second deal
- * (DESIGN.md: "A create whose outcome is unknown … must not be repeated"); the caller's
+ * (docs/contracts.md: one empty search does not prove a lost create did not happen); the caller's
  * find-or-create owns that decision.
  */
 export function shouldRetry(error: unknown, idempotent: boolean, maxRetryAfterMs: number): boolean {

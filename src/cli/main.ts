@@ -1,18 +1,15 @@
 import { parseArgs } from 'node:util';
-import { createApiKey, revokeApiKey, SCOPES, scopeSchema } from '../admin/api-keys.js';
-import { amoClientFromConfig } from '../amo/from-config.js';
-import { ConfigError, loadConfig } from '../config.js';
-import { connect } from '../db/connect.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { fetchAccountCatalog } from '../mappings/account-catalog.js';
-import { describeMappings } from '../mappings/describe.js';
-import { loadMappingsFile, MappingsError } from '../mappings/load.js';
-import { resolveMappings } from '../mappings/resolve.js';
-import { createMetrics } from '../metrics.js';
-import { findDeadJob, listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
+import type { z } from 'zod';
+import { SCOPES } from '../admin/api-keys.js';
+import { amoEnv, amoWebhookEnv, mappingsEnv, parseEnv, storageEnv, withAmoAuth } from '../config.js';
+import { UsageError } from './usage-error.js';
 
-/** `amobridge <command>`: operator tasks against the configured account and database. */
+/**
+ * `amobridge <command>`: operator tasks against the configured account and database. Each
+ * command validates only the variables it uses and loads only the modules it needs (they
+ * are imported when it runs), so `amobridge dead list` needs DATABASE_URL alone and
+ * answers in about the time node takes to start.
+ */
 
 const USAGE = `usage: amobridge <command>
   mappings check          resolve MAPPINGS_PATH against the account and print the table
@@ -25,106 +22,64 @@ const USAGE = `usage: amobridge <command>
   apikey revoke <id>      revoke an admin API key
 `;
 
-/** Both are needed: status webhooks are known to go missing while update ones arrive. */
-const WEBHOOK_EVENTS = ['status_lead', 'update_lead'];
+type Command = (env: NodeJS.ProcessEnv, args: string[]) => Promise<number>;
+
+/** A command: the environment it needs, then what it does with it. */
+function command<S extends z.ZodType>(schema: S, run: (config: z.output<S>, args: string[]) => Promise<number>): Command {
+  return (env, args) => run(parseEnv(schema, env), args);
+}
+
+const amoCommandEnv = storageEnv.extend(amoEnv.shape);
+
+const COMMANDS: Record<string, Command> = {
+  'dead list': command(storageEnv, async (config) => (await import('./dead.js')).listDead(config)),
+  'dead show': command(storageEnv, async (config, [id]) => (await import('./dead.js')).showDead(config, id)),
+  'dead replay': command(storageEnv, async (config, [id]) => (await import('./dead.js')).replayDead(config, id)),
+  'apikey create': command(storageEnv, async (config, args) => (await import('./api-keys.js')).createKey(config, args)),
+  'apikey revoke': command(storageEnv, async (config, [id]) => (await import('./api-keys.js')).revokeKey(config, id)),
+  'mappings check': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config) =>
+    (await import('./amocrm.js')).mappingsCheck(config),
+  ),
+  'webhooks register': command(withAmoAuth(amoCommandEnv.extend(amoWebhookEnv.shape)), async (config, [url]) =>
+    (await import('./amocrm.js')).registerWebhooks(config, url),
+  ),
+  oauth: command(withAmoAuth(amoCommandEnv), async (config, [code]) => (await import('./amocrm.js')).exchangeOAuthCode(config, code)),
+};
+
+function lookUp(words: string): Command | undefined {
+  return Object.hasOwn(COMMANDS, words) ? COMMANDS[words] : undefined;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false });
-  const [command, sub, arg] = positionals;
-  if (!command || command === 'help') {
+  const [name, sub] = positionals;
+  if (!name || name === 'help') {
     process.stdout.write(USAGE);
-    return command ? 0 : 2;
+    return name ? 0 : 2;
   }
+  // `dead list` is two words, `oauth <code>` one word and an argument.
+  const twoWords = lookUp(`${name} ${sub}`);
+  const run = twoWords ?? lookUp(name);
+  if (!run) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   try {
     process.loadEnvFile?.('.env');
   } catch {
     // The environment alone configures the command.
   }
-  const config = loadConfig();
-  const logger = createLogger(config.LOG_LEVEL);
-  const db = connect(config.DATABASE_URL);
-  try {
-    await migrate(db);
-    const amo = amoClientFromConfig(config, { db, logger, metrics: createMetrics() });
-    if (command === 'mappings' && sub === 'check') {
-      const mappings = resolveMappings(loadMappingsFile(config.MAPPINGS_PATH), await fetchAccountCatalog(amo));
-      process.stdout.write(`${config.MAPPINGS_PATH} resolves against ${config.AMO_SUBDOMAIN}:\n\n${describeMappings(mappings)}`);
-      return 0;
-    }
-    if (command === 'webhooks' && sub === 'register') {
-      if (!arg || !/^https?:\/\//.test(arg)) throw new UsageError('webhooks register needs the bridge\'s public base URL');
-      const destination = `${arg.replace(/\/$/, '')}/webhooks/amocrm/${config.AMO_WEBHOOK_SECRET}`;
-      await amo.registerWebhook(destination, WEBHOOK_EVENTS);
-      process.stdout.write(`subscribed ${arg.replace(/\/$/, '')}/webhooks/amocrm/… to ${WEBHOOK_EVENTS.join(', ')}\n`);
-      return 0;
-    }
-    if (command === 'oauth') {
-      if (!sub) throw new UsageError('oauth needs the authorization code');
-      if (config.AMO_LONG_LIVED_TOKEN) throw new UsageError('AMO_LONG_LIVED_TOKEN is set; OAuth is not used');
-      await amo.exchangeAuthorizationCode(sub);
-      const account = await amo.getAccount();
-      process.stdout.write(`tokens stored; connected to account ${account.id} (${account.subdomain})\n`);
-      return 0;
-    }
-    if (command === 'dead' && sub === 'list') {
-      const jobs = await listDeadJobs(db.kysely);
-      if (jobs.length === 0) process.stdout.write('no dead jobs\n');
-      for (const job of jobs) {
-        // One line per job: the error's message; `dead show` has the stack.
-        process.stdout.write(`${job.id}\t${job.kind}\t${job.job_key}\tattempts ${job.attempts}\t${(job.last_error ?? '').split('\n')[0]}\n`);
-      }
-      return 0;
-    }
-    if (command === 'dead' && sub === 'show') {
-      const id = Number(arg);
-      if (!Number.isInteger(id)) throw new UsageError('dead show needs a job id');
-      const job = await findDeadJob(db.kysely, id);
-      if (!job) {
-        process.stdout.write(`job ${id} is not dead\n`);
-        return 1;
-      }
-      process.stdout.write(
-        `job ${job.id} ${job.kind} ${job.job_key}\nattempts ${job.attempts} of ${job.max_attempts} (${job.lease_expiries} ended by lease expiry)\n` +
-          `dead since ${new Date(job.updated_at).toISOString()}\n\n${job.last_error ?? ''}\n`,
-      );
-      return 0;
-    }
-    if (command === 'dead' && sub === 'replay') {
-      const id = Number(arg);
-      if (!Number.isInteger(id)) throw new UsageError('dead replay needs a job id');
-      const ok = await replayDeadJob(db.kysely, id);
-      process.stdout.write(ok ? `job ${id} queued again\n` : `job ${id} is not dead\n`);
-      return ok ? 0 : 1;
-    }
-    if (command === 'apikey' && sub === 'create') {
-      const scopes = positionals.slice(3).map((s) => scopeSchema.safeParse(s));
-      if (!arg || scopes.length === 0 || scopes.some((s) => !s.success)) {
-        throw new UsageError(`apikey create needs a name and scopes from: ${SCOPES.join(', ')}`);
-      }
-      const created = await createApiKey(db.kysely, arg, scopes.map((s) => s.data!));
-      process.stdout.write(`${created.key}\n(id ${created.id}; the key is not shown again)\n`);
-      return 0;
-    }
-    if (command === 'apikey' && sub === 'revoke') {
-      if (!arg) throw new UsageError('apikey revoke needs the key id');
-      const ok = await revokeApiKey(db.kysely, arg);
-      process.stdout.write(ok ? `key ${arg} revoked\n` : `no active key ${arg}\n`);
-      return ok ? 0 : 1;
-    }
-    throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-  } finally {
-    await db.close();
-  }
+  return run(process.env, positionals.slice(twoWords ? 2 : 1));
 }
-
-class UsageError extends Error {}
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof UsageError) process.stderr.write(`amobridge: ${error.message}\n${USAGE}`);
-    else if (error instanceof ConfigError || error instanceof MappingsError) process.stderr.write(`amobridge: ${error.message}\n`);
-    else process.stderr.write(`amobridge: ${error instanceof Error ? error.message : String(error)}\n`);
+  async (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`amobridge: ${error.message}\n${USAGE}`);
+    } else {
+      // Loaded only on failure: it knows every module's errors.
+      const { describeSetupError } = await import('../startup-error.js');
+      const line = describeSetupError(error)?.line ?? (error instanceof Error ? error.message : String(error));
+      process.stderr.write(`amobridge: ${line}\n`);
+    }
     process.exit(2);
   },
 );

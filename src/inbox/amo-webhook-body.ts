@@ -9,7 +9,7 @@ import { z } from 'zod';
  * amocrm.ru/developers/content/crm_platform/webhooks-format). Keys come in no promised
  * order, one body may carry several events (`leads[add|update|status|delete]`) and several
  * leads each, and the shape differs by account age (compact: ids only; full: the lead with
- * custom fields in the pre-v4 shape; legacy: no `account[id]`). See DESIGN.md and
+ * custom fields in the pre-v4 shape; legacy: no `account[id]`). See docs/contracts.md and
  * src/sandbox/amo/webhooks.ts for captured shapes.
  *
  * Nothing is signed, so nothing here beyond the lead id is acted on: the worker re-reads

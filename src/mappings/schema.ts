@@ -44,7 +44,9 @@ export const orderEventsSchema = z
 
 export const mappingsFileSchema = z
   .object({
-    integrationStage: z.union([z.literal(1), z.literal(2), z.literal(3)]),
+    integrationStage: z.union([z.literal(1), z.literal(2), z.literal(3)], {
+      error: 'must be 1 (intake), 2 (stage sync) or 3 (webview)',
+    }),
     pipeline: z.string().min(1),
     initialStatus: z.string().min(1),
     tag: namedThing,

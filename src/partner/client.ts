@@ -16,7 +16,7 @@ import {
 } from './schema.js';
 
 /**
- * Client of the Company 1 integration API (DESIGN.md, "Company 1 integration API").
+ * Client of the Company 1 integration API (docs/contracts.md, "Company 1 integration API").
  * This is the one place to change if Company 1's real API differs from the contract.
  *
  * It never retries: the job queue owns retries (with backoff and the dead letter), and a

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The Company 1 integration API contract (DESIGN.md, "Company 1 integration API").
+ * The Company 1 integration API contract (docs/contracts.md, "Company 1 integration API").
  * The bridge, its partner client and the partner simulator all read these schemas,
  * so the contract lives in exactly one place.
  */

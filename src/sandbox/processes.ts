@@ -38,8 +38,16 @@ let hooksInstalled = false;
 
 /** `node [--import parent-watch] …args` as a process group of its own, owned by this process. */
 export function spawnNode(args: string[], options: Omit<SpawnOptions, 'detached'> = {}): ChildProcess {
+  return spawnOwned(process.execPath, ['--import', PARENT_WATCH, ...args], options);
+}
+
+/**
+ * Any command (`npm start`, say) as a process group of its own, owned by this process. It
+ * has no parent watch of its own: its group is killed with the others when the owner goes.
+ */
+export function spawnOwned(file: string, args: string[], options: Omit<SpawnOptions, 'detached'> = {}): ChildProcess {
   installExitHooks();
-  const child = spawn(process.execPath, ['--import', PARENT_WATCH, ...args], { ...options, detached: true });
+  const child = spawn(file, args, { ...options, detached: true });
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
     child.once('error', () => resolve()); // never started

@@ -35,7 +35,7 @@ export { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from './env.js';
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN, ...options.amo });
-  // Company 1 closes its orders itself only in stage 1 (DESIGN.md); later stages switch it off.
+  // Company 1 closes its orders itself only in stage 1 (docs/architecture.md); later stages switch it off.
   const stage = loadMappingsFile(options.mappingsPath ?? 'mappings/default.yaml').integrationStage;
   const partner = createPartnerSimulator({ autoClose: stage === 1, ...options.partner });
   const amoUrl = await amo.listen();

@@ -4,7 +4,7 @@ import type { TimelineEntry } from '../sync/webview-orders.js';
 /** How the webview words and formats things for people. Pure; used by the templates. */
 
 export const STATUS_LABELS: Record<OrderStatus, string> = {
-  // Company 1 shows on_approval to its users as "In processing" (DESIGN.md).
+  // Company 1 shows on_approval to its users as "In processing" (docs/contracts.md).
   on_approval: 'In processing',
   approved: 'Approved',
   in_work: 'In work',

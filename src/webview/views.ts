@@ -11,16 +11,13 @@ import { fmt, type Formatters } from './format.js';
  */
 
 /**
- * The templates and static files sit next to this module's source. Under tsx that is
- * this folder; from a build in dist/ (which tsc does not copy them to) it is the source
- * tree beside it.
+ * The templates and static files sit next to this module: in src/webview under tsx, and
+ * in dist/webview in a build (scripts/build.js copies them there).
  */
 export function webviewAssetDir(name: 'views' | 'static'): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.join(here, name), path.resolve(here, '../../src/webview', name)];
-  const found = candidates.find((dir) => fs.existsSync(dir));
-  if (!found) throw new Error(`webview ${name} not found in ${candidates.join(' or ')}`);
-  return found;
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), name);
+  if (!fs.existsSync(dir)) throw new Error(`webview ${name} not found in ${dir}; \`npm run build\` copies them into dist/`);
+  return dir;
 }
 
 /** Data every page gets: the layout's needs. */

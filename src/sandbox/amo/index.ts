@@ -13,7 +13,7 @@ import { WebhookDispatcher, type FireOptions, type WebhookShape } from './webhoo
 
 /**
  * A faithful in-process amoCRM API v4 simulator for tests, the demo and standalone use.
- * See DESIGN.md, "amoCRM facts the code and the simulator must respect".
+ * See docs/contracts.md, "amoCRM facts the code relies on".
  */
 
 export { buildWebhookBody, webhookLeadOf } from './webhooks.js';

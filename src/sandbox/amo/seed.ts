@@ -2,7 +2,7 @@ import type { CustomField, CustomFieldType, EntityType, Pipeline, Status, Tag } 
 
 /**
  * The seeded account: what Company 2's amoCRM looks like to the bridge. The bridge resolves
- * names to ids at start-up, so only the ids DESIGN.md pins are fixed here (142/143, the tag
+ * names to ids at start-up, so only the ids docs/contracts.md pins are fixed here (142/143, the tag
  * 499278 and the fields 932790/932792); the rest are this simulator's choice.
  */
 

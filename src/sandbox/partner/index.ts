@@ -9,7 +9,7 @@ import { WebhookSender, type SendWebhookOptions, type WebhookDelivery, type Webh
 
 /**
  * A simulator of Company 1 (the partner order system), faithful to the contract in
- * DESIGN.md: the integration API the bridge calls, the signed order webhooks it
+ * docs/contracts.md: the integration API the bridge calls, the signed order webhooks it
  * receives, the stage-1 auto-close, and faults to inject. Used by tests and the demo.
  */
 

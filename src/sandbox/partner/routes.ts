@@ -19,7 +19,7 @@ interface StoredAnswer {
   order: Order;
 }
 
-/** The Company 1 integration API routes (DESIGN.md contract); auth is mounted in front. */
+/** The Company 1 integration API routes (docs/contracts.md); auth is mounted in front. */
 export function ordersRouter({ book, onChange }: OrdersRouterDeps): Router {
   const router = express.Router();
   const idempotency = new IdempotencyStore<StoredAnswer>();

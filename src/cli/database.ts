@@ -1,0 +1,12 @@
+import type { Db } from '../db/connect.js';
+import { openDatabase } from '../db/open.js';
+
+/** Runs a command against the migrated database and closes it, whatever the outcome. */
+export async function withDatabase<T>(config: { DATABASE_URL: string }, run: (db: Db) => Promise<T>): Promise<T> {
+  const db = await openDatabase(config.DATABASE_URL);
+  try {
+    return await run(db);
+  } finally {
+    await db.close();
+  }
+}

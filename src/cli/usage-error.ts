@@ -1,0 +1,4 @@
+/** The command line itself is wrong: the message is printed with the usage. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
