@@ -24,8 +24,19 @@ describe('configuration', () => {
       MAPPINGS_PATH: 'mappings/default.yaml',
       AMO_RATE_LIMIT_RPS: 7,
       SWEEP_INTERVAL: 300,
+      RETENTION: 30 * 86_400,
+      RETENTION_INTERVAL: 3600,
       LOG_LEVEL: 'info',
     });
+  });
+
+  it.each([
+    ['45s', 45],
+    ['10m', 600],
+    ['12h', 43_200],
+    ['7d', 604_800],
+  ])('reads RETENTION=%s as %i seconds', (value, seconds) => {
+    expect(loadConfig({ ...valid, RETENTION: value }).RETENTION).toBe(seconds);
   });
 
   it.each([
@@ -35,6 +46,13 @@ describe('configuration', () => {
     ['AMO_RATE_LIMIT_RPS', { AMO_RATE_LIMIT_RPS: 'fast' }],
     ['AMO_CLIENT_ID', { AMO_LONG_LIVED_TOKEN: undefined }],
     ['WEBVIEW_JWT_SECRET', { WEBVIEW_JWT_SECRET: 'short' }],
+    ['RETENTION', { RETENTION: '30' }],
+    ['RETENTION', { RETENTION: '30 days' }],
+    ['RETENTION', { RETENTION: '1w' }],
+    ['RETENTION', { RETENTION: '0d' }],
+    ['RETENTION', { RETENTION: '-5m' }],
+    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '0' }],
+    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: 'hourly' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;
     expect(() => loadConfig(env)).toThrow(ConfigError);
