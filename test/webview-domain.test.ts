@@ -40,6 +40,7 @@ const row = (o: Order, patch: Partial<OrderRow> = {}): OrderRow => ({
   info_pushed: 0,
   created_at: Date.parse(o.createdAt) + 50,
   updated_at: Date.parse(o.createdAt) + 50,
+  pii_purged_at: null,
   ...patch,
 });
 
