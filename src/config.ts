@@ -49,8 +49,8 @@ export const configSchema = z
     SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
     /** How long raw webhooks, finished jobs and final orders' personal data are kept, in seconds. */
     RETENTION: duration('30d'),
-    /** Seconds between runs of the retention job. */
-    RETENTION_INTERVAL: z.coerce.number().int().min(1).default(3600),
+    /** Seconds between runs of the retention job (0 turns it off, as for the sweeps). */
+    RETENTION_INTERVAL: z.coerce.number().int().min(0).default(3600),
     JOB_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
     AMO_SEARCH_SETTLE_SECONDS: z.coerce.number().min(0).max(600).default(20),
     PARTNER_API_URL: z.url(),

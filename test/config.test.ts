@@ -51,7 +51,7 @@ describe('configuration', () => {
     ['RETENTION', { RETENTION: '1w' }],
     ['RETENTION', { RETENTION: '0d' }],
     ['RETENTION', { RETENTION: '-5m' }],
-    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '0' }],
+    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '-1' }],
     ['RETENTION_INTERVAL', { RETENTION_INTERVAL: 'hourly' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;

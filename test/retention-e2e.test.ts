@@ -67,6 +67,9 @@ describe.concurrent.each(DATABASES)('retention end to end on %s', (kind) => {
     expect(rows.map((r) => [r.order_id, r.partner_status, r.deal_id, r.contact_id])).toEqual(
       [...orders].sort((a, b) => (a.id < b.id ? -1 : 1)).map((o) => [o.id, 'rejected', o.additionalInfo!.externalId, o.additionalInfo!.contactId]),
     );
-    expect(logs.events().some((e) => e.message === 'retention.done')).toBe(true);
+    // Every two seconds: some ten runs in those twenty seconds, none failed.
+    const events = logs.events();
+    expect(events.filter((e) => e.message === 'retention.done').length).toBeGreaterThanOrEqual(5);
+    expect(events.filter((e) => e.message === 'retention.failed')).toEqual([]);
   }, 60_000);
 });

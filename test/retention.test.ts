@@ -14,7 +14,9 @@ import { type Order, type OrderStatus, orderSchema } from '../src/partner/schema
 import { enqueue } from '../src/queue/enqueue.js';
 import { type JobResult, Worker } from '../src/queue/worker.js';
 import { buildWebhookBody, type WebhookLead } from '../src/sandbox/amo/index.js';
+import { RETENTION_JOB, retentionJob } from '../src/sync/retention-job.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
+import { captureLogs } from './support/logs.js';
 
 const T = 1_750_000_000_000;
 const RETENTION = 60 * 60_000;
@@ -224,7 +226,7 @@ describe.each(DATABASES)('retention on %s', (kind) => {
       .execute();
     const session = (id: string, expiresAt: number) => ({ id_hash: id, user_id: 'u1', given_name: 'Зоя', family_name: 'Кудрявцева', phone: PHONE, created_at: T - 1000, expires_at: expiresAt });
     await db.kysely.insertInto('webview_sessions').values([session('expired', T - 1), session('live', T + 60_000)]).execute();
-    expect(await retentionOnce(options(), T)).toMatchObject({ tokensDeleted: 1, sessionsDeleted: 1 });
+    expect(await retentionOnce(options(), T)).toMatchObject({ signInsDeleted: 1, sessionsDeleted: 1 });
     expect(await db.kysely.selectFrom('webview_tokens').select('token_id').execute()).toEqual([{ token_id: 'jti:live' }]);
     expect(await db.kysely.selectFrom('webview_sessions').select('id_hash').execute()).toEqual([{ id_hash: 'live' }]);
   });
@@ -258,15 +260,46 @@ describe.each(DATABASES)('retention on %s', (kind) => {
     const batched = options({ db: { ...db, kysely: db.kysely.withPlugin(counter) }, batchSize: 3, maxBatches: 2 });
     const runs: Array<Partial<RetentionCounts>> = [];
     for (let run = 0; run < 3; run++) {
-      const { inboxBodiesEmptied, jobsDeleted, ordersPurged, tokensDeleted } = await retentionOnce(batched, T);
-      runs.push({ inboxBodiesEmptied, jobsDeleted, ordersPurged, tokensDeleted });
+      const { inboxBodiesEmptied, jobsDeleted, ordersPurged, signInsDeleted } = await retentionOnce(batched, T);
+      runs.push({ inboxBodiesEmptied, jobsDeleted, ordersPurged, signInsDeleted });
     }
     expect(runs).toEqual([
-      { inboxBodiesEmptied: 6, jobsDeleted: 6, ordersPurged: 6, tokensDeleted: 6 },
-      { inboxBodiesEmptied: 1, jobsDeleted: 1, ordersPurged: 1, tokensDeleted: 1 },
-      { inboxBodiesEmptied: 0, jobsDeleted: 0, ordersPurged: 0, tokensDeleted: 0 },
+      { inboxBodiesEmptied: 6, jobsDeleted: 6, ordersPurged: 6, signInsDeleted: 6 },
+      { inboxBodiesEmptied: 1, jobsDeleted: 1, ordersPurged: 1, signInsDeleted: 1 },
+      { inboxBodiesEmptied: 0, jobsDeleted: 0, ordersPurged: 0, signInsDeleted: 0 },
     ]);
     expect(touched.length).toBeGreaterThan(0);
     expect(Math.max(...touched)).toBeLessThanOrEqual(3);
+  });
+
+  it('runs as a job that logs its counts and schedules the next run, even when a run fails', async () => {
+    const logs = captureLogs();
+    const job = retentionJob({ ...options(), logger: logs.logger, intervalMs: 2_000 });
+    const worker = new Worker({ db, logger: createTestLogger(), handlers: [job.handler] });
+    const retentionJobs = () => db.kysely.selectFrom('jobs').select(['status', 'run_at']).where('kind', '=', RETENTION_JOB).orderBy('id').execute();
+    await db.kysely.insertInto('webview_tokens').values({ token_id: 'jti:x', user_id: 'u', used_at: 0, expires_at: 1 }).execute();
+
+    await job.schedule(Date.now() - 2_000);
+    await job.schedule(Date.now() - 2_000); // a restart: the waiting run absorbs it
+    expect(await retentionJobs()).toHaveLength(1);
+    const started = Date.now();
+    expect(await worker.runOnce()).toBe(1);
+    expect(logs.events().find((e) => e.message === 'retention.done')).toMatchObject({ level: 'info', signInsDeleted: 1, inboxRowsDeleted: 0, ordersPurged: 0 });
+    const [first, next] = await retentionJobs();
+    expect(first!.status).toBe('done');
+    expect(next!.status).toBe('queued');
+    expect(next!.run_at).toBeGreaterThanOrEqual(started + 2_000);
+
+    // A failing run is logged and left to the next one, not retried into the dead letter.
+    await db.kysely.schema.dropTable('rate_slots').execute();
+    await db.kysely.updateTable('jobs').set({ run_at: 0 }).where('status', '=', 'queued').execute();
+    expect(await worker.runOnce()).toBe(1);
+    expect(logs.events().find((e) => e.message === 'retention.failed')).toMatchObject({ level: 'error' });
+    expect((await retentionJobs()).map((j) => j.status)).toEqual(['done', 'done', 'queued']);
+  });
+
+  it('schedules nothing with RETENTION_INTERVAL=0', async () => {
+    await retentionJob({ ...options(), logger: createTestLogger(), intervalMs: 0 }).schedule();
+    expect(await db.kysely.selectFrom('jobs').select('id').execute()).toEqual([]);
   });
 });

@@ -40,7 +40,8 @@ export interface RetentionCounts {
   inboxRowsDeleted: number;
   jobsDeleted: number;
   ordersPurged: number;
-  tokensDeleted: number;
+  /** Used webview sign-in tokens (not named "tokens": the logger masks such fields). */
+  signInsDeleted: number;
   sessionsDeleted: number;
   rateSlotsDeleted: number;
 }
@@ -70,10 +71,10 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   });
   const jobsDeleted = await batches((limit) => deleteBefore(db, 'jobs', 'id', 'updated_at', bodyCutoff, limit, sql`status = 'done'`));
   const ordersPurged = options.finalStatuses.length === 0 ? 0 : await batches((limit) => purgeFinalOrders(options, bodyCutoff, limit, now));
-  const tokensDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
+  const signInsDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
   const sessionsDeleted = await batches((limit) => deleteBefore(db, 'webview_sessions', 'id_hash', 'expires_at', now, limit));
   const rateSlotsDeleted = await batches((limit) => deleteBefore(db, 'rate_slots', 'id', 'at', now - RATE_SLOT_KEEP_MS, limit));
-  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, tokensDeleted, sessionsDeleted, rateSlotsDeleted };
+  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, signInsDeleted, sessionsDeleted, rateSlotsDeleted };
 }
 
 /**

@@ -7,7 +7,7 @@ export const RETENTION_JOB = 'retention';
 
 export interface RetentionJobOptions extends RetentionOptions {
   logger: Logger;
-  /** RETENTION_INTERVAL, in ms. */
+  /** RETENTION_INTERVAL, in ms; 0 schedules nothing. */
   intervalMs: number;
 }
 
@@ -20,6 +20,7 @@ export interface RetentionJobOptions extends RetentionOptions {
  */
 export function retentionJob(options: RetentionJobOptions): { handler: JobHandler; schedule(now?: number): Promise<void> } {
   const schedule = async (now = Date.now()) => {
+    if (options.intervalMs <= 0) return;
     await enqueue(options.db.kysely, { kind: RETENTION_JOB, key: RETENTION_JOB, runAt: now + options.intervalMs }, now);
   };
   const handler: JobHandler = {
