@@ -216,6 +216,17 @@ describe.each(DATABASES)('retention on %s', (kind) => {
     expect(again.pii_purged_at).toBe(T + 2_000 + RETENTION + 1);
   });
 
+  it('clears the comment of a webview create that never got its order, once older than RETENTION', async () => {
+    const create = (key: string, startedAt: number) => ({ idempotency_key: key, user_id: 'u1', service_id: 'trial-lesson', comment: `Звоните на ${PHONE}`, started_at: startedAt, order_id: null, recorded_at: null });
+    await db.kysely.insertInto('webview_orders').values([create('old', OLD), create('young', YOUNG)]).execute();
+    expect(await retentionOnce(options(), T)).toMatchObject({ abandonedCommentsCleared: 1 });
+    const rows = await db.kysely.selectFrom('webview_orders').select(['idempotency_key', 'comment']).orderBy('idempotency_key').execute();
+    expect(rows).toEqual([
+      { idempotency_key: 'old', comment: null },
+      { idempotency_key: 'young', comment: `Звоните на ${PHONE}` },
+    ]);
+  });
+
   it('deletes used sign-in tokens and sessions once they expire', async () => {
     await db.kysely
       .insertInto('webview_tokens')

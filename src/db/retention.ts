@@ -14,7 +14,8 @@ import type { Database } from './schema.js';
  * - webview_tokens and webview_sessions (names and phone) are deleted once expired.
  * - orders: a final order untouched for RETENTION keeps its ids, status and times; its
  *   snapshot loses the customer (replaced by a redacted one, so the snapshot still reads
- *   as an order) and its webview comment is cleared.
+ *   as an order) and its webview comment is cleared, as is the comment of a webview
+ *   create older than RETENTION that never got its order.
  * - rate_slots: slots long past (the limiter prunes its own, but only while it is used).
  * The contact directory, amo_creates, kv and api_keys hold ids and settings, no personal data.
  *
@@ -40,6 +41,7 @@ export interface RetentionCounts {
   inboxRowsDeleted: number;
   jobsDeleted: number;
   ordersPurged: number;
+  abandonedCommentsCleared: number;
   /** Used webview sign-in tokens (not named "tokens": the logger masks such fields). */
   signInsDeleted: number;
   sessionsDeleted: number;
@@ -71,10 +73,21 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   });
   const jobsDeleted = await batches((limit) => deleteBefore(db, 'jobs', 'id', 'updated_at', bodyCutoff, limit, sql`status = 'done'`));
   const ordersPurged = options.finalStatuses.length === 0 ? 0 : await batches((limit) => purgeFinalOrders(options, bodyCutoff, limit, now));
+  // A webview create that never got its order (a crash between Company 1's answer and the record).
+  const abandonedCommentsCleared = await batches(async (limit) => {
+    const due = k
+      .selectFrom('webview_orders')
+      .select('idempotency_key')
+      .where('order_id', 'is', null)
+      .where('comment', 'is not', null)
+      .where('started_at', '<', bodyCutoff)
+      .limit(limit);
+    return Number((await k.updateTable('webview_orders').set({ comment: null }).where('idempotency_key', 'in', due).executeTakeFirst()).numUpdatedRows);
+  });
   const signInsDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
   const sessionsDeleted = await batches((limit) => deleteBefore(db, 'webview_sessions', 'id_hash', 'expires_at', now, limit));
   const rateSlotsDeleted = await batches((limit) => deleteBefore(db, 'rate_slots', 'id', 'at', now - RATE_SLOT_KEEP_MS, limit));
-  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, signInsDeleted, sessionsDeleted, rateSlotsDeleted };
+  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, abandonedCommentsCleared, signInsDeleted, sessionsDeleted, rateSlotsDeleted };
 }
 
 /**
