@@ -1,4 +1,5 @@
 import type { KyselyPlugin } from 'kysely';
+import qs from 'qs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../src/db/connect.js';
 import { type RetentionCounts, type RetentionOptions, retentionOnce } from '../src/db/retention.js';
@@ -13,7 +14,6 @@ import { finalStatuses } from '../src/mappings/schema.js';
 import { type Order, type OrderStatus, orderSchema } from '../src/partner/schema.js';
 import { enqueue } from '../src/queue/enqueue.js';
 import { type JobResult, Worker } from '../src/queue/worker.js';
-import { buildWebhookBody, type WebhookLead } from '../src/sandbox/amo/index.js';
 import { RETENTION_JOB, retentionJob } from '../src/sync/retention-job.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
@@ -44,25 +44,13 @@ function order(id: string, status: OrderStatus, updatedAt: number, customer = { 
 
 const partnerEvent = (o: Order) => ({ type: 'order.updated' as const, timestamp: o.updatedAt, data: o });
 
+/** An amoCRM status event as a webhook body; `last_modified` makes it a full-shape one. */
 function amoEvents(shape: 'compact' | 'full', dealId = 501) {
-  const lead: WebhookLead = {
-    id: dealId,
-    name: `Deal ${dealId}`,
-    price: 1500,
-    status_id: 61_000_002,
-    pipeline_id: 7_000_001,
-    old_status_id: 61_000_001,
-    old_pipeline_id: 7_000_001,
-    responsible_user_id: 8_100_002,
-    created_user_id: 8_100_002,
-    modified_user_id: 8_100_002,
-    date_create: 1_700_000_000,
-    last_modified: 1_700_000_100,
-    account_id: 31_234_567,
-    tags: [],
-    custom_fields: [],
-  };
-  const rawBody = buildWebhookBody({ account: { id: 31_234_567, subdomain: 'company2' }, leads: { status: [lead] }, shape });
+  const lead = { id: dealId, status_id: 61_000_002, pipeline_id: 7_000_001, old_status_id: 61_000_001, old_pipeline_id: 7_000_001 };
+  const rawBody = qs.stringify({
+    leads: { status: [shape === 'full' ? { ...lead, name: `Deal ${dealId}`, last_modified: 1_700_000_100 } : lead] },
+    account: { id: 31_234_567, subdomain: 'company2' },
+  });
   const parsed = parseAmoWebhookBody(rawBody);
   if (!parsed.ok) throw new Error(parsed.error);
   return { events: parsed.body.events, rawBody };
