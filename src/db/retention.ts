@@ -8,7 +8,8 @@ import type { Database } from './schema.js';
  *
  * - inbox: a body older than RETENTION is emptied; the row, whose dedupe key absorbs
  *   repeats, is deleted once older than both RETENTION and the de-duplication window.
- *   Jobs keep their inbox_id; every reader joins it and tolerates a missing or empty row.
+ *   Jobs keep their inbox_id: its one reader (the webview timeline's Company 1 reports)
+ *   joins it and skips a missing or empty row, so older reports drop out of the timeline.
  * - jobs: `done` ones older than RETENTION are deleted. Dead jobs stay whatever their age:
  *   they wait for a person (`amobridge dead list`), and their last_error is redacted.
  * - webview_tokens and webview_sessions (names and phone) are deleted once expired.
@@ -125,7 +126,7 @@ async function purgeFinalOrders(options: RetentionOptions, cutoff: number, limit
 }
 
 /** An order snapshot (JSON) with its customer replaced by the redacted one. */
-export function withoutCustomer(snapshot: string): string {
+function withoutCustomer(snapshot: string): string {
   let order: unknown;
   try {
     order = JSON.parse(snapshot);
