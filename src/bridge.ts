@@ -8,11 +8,13 @@ import { startIdleProbe, type IdleProbe } from './health/idle-probe.js';
 import { ServiceHealth } from './health/service-health.js';
 import { createApp } from './http/app.js';
 import { closeServer } from './http/close-server.js';
+import { INBOX_KEY_WINDOW_MS } from './inbox/dedupe-window.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadMappingsFile, MappingsError } from './mappings/load.js';
 import { fetchAccountCatalog } from './mappings/account-catalog.js';
 import { type Mappings, resolveMappings } from './mappings/resolve.js';
+import { finalStatuses } from './mappings/schema.js';
 import { PartnerClient } from './partner/client.js';
 import { backoffDelay, type BackoffPolicy } from './queue/backoff.js';
 import { readQueueDepth } from './queue/depth.js';
@@ -22,6 +24,7 @@ import { syncJobs } from './sync/jobs.js';
 import { orderSyncHandler } from './sync/order-sync.js';
 import { partnerSweepHandler, schedulePartnerSweep } from './sync/partner-sweep.js';
 import { reconcileHandler } from './sync/reconcile.js';
+import { retentionJob } from './sync/retention-job.js';
 import { scheduleSweep, sweepHandler } from './sync/sweep.js';
 
 /** Knobs that are not part of the operator contract: tests and the demo turn them. */
@@ -166,6 +169,14 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       integrationStage: mappings.integrationStage,
     });
     if (tuning.worker !== false && !stopping) {
+      const retention = retentionJob({
+        db,
+        logger,
+        retentionMs: config.RETENTION * 1000,
+        keyWindowMs: INBOX_KEY_WINDOW_MS,
+        finalStatuses: finalStatuses(file.partner.transitions),
+        intervalMs: config.RETENTION_INTERVAL * 1000,
+      });
       worker = new Worker({
         db,
         logger,
@@ -178,8 +189,10 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
           reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),
           sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
           partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000 }),
+          retention.handler,
         ],
       });
+      await retention.schedule();
       // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
       if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
       // Company 1's webhooks can be lost at every stage.

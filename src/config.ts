@@ -12,6 +12,22 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+/** Seconds in one of RETENTION's units. */
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+
+/** `<number><s|m|h|d>`, e.g. `30d`, read as seconds. */
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const match = /^(\d+)([smhd])$/.exec(v.trim());
+      const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : 0;
+      if (seconds > 0) return seconds;
+      ctx.addIssue({ code: 'custom', message: `must be a positive number with s, m, h or d, e.g. 30d (got "${v}")` });
+      return z.NEVER;
+    });
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
 /** The database, and how much is logged: every command needs these. */
@@ -62,6 +78,10 @@ export const serviceEnv = z.object({
   PORT: port(3000),
   SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
   PARTNER_SWEEP_INTERVAL: z.coerce.number().int().min(0).default(300),
+  /** How long raw webhooks, finished jobs and final orders' personal data are kept, in seconds. */
+  RETENTION: duration('30d'),
+  /** Seconds between runs of the retention job (0 turns it off, as for the sweeps). */
+  RETENTION_INTERVAL: z.coerce.number().int().min(0).default(3600),
   JOB_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
   AMO_SEARCH_SETTLE_SECONDS: z.coerce.number().min(0).max(600).default(20),
   /** Seconds a SIGTERM or SIGINT may take: running jobs finish or are handed back within it. */

@@ -26,6 +26,8 @@ describe('configuration', () => {
       SWEEP_INTERVAL: 300,
       PARTNER_SWEEP_INTERVAL: 300,
       SHUTDOWN_TIMEOUT: 25,
+      RETENTION: 30 * 86_400,
+      RETENTION_INTERVAL: 3600,
       LOG_LEVEL: 'info',
     });
   });
@@ -45,6 +47,15 @@ describe('configuration', () => {
   });
 
   it.each([
+    ['45s', 45],
+    ['10m', 600],
+    ['12h', 43_200],
+    ['7d', 604_800],
+  ])('reads RETENTION=%s as %i seconds', (value, seconds) => {
+    expect(loadConfig({ ...valid, RETENTION: value }).RETENTION).toBe(seconds);
+  });
+
+  it.each([
     ['PARTNER_API_URL', { PARTNER_API_URL: undefined }],
     ['PARTNER_WEBHOOK_SECRET', { PARTNER_WEBHOOK_SECRET: 'not-a-whsec' }],
     ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }],
@@ -54,6 +65,13 @@ describe('configuration', () => {
     ['PARTNER_SWEEP_INTERVAL', { PARTNER_SWEEP_INTERVAL: '-1' }],
     ['PARTNER_SWEEP_INTERVAL', { PARTNER_SWEEP_INTERVAL: 'often' }],
     ['SHUTDOWN_TIMEOUT', { SHUTDOWN_TIMEOUT: '0' }],
+    ['RETENTION', { RETENTION: '30' }],
+    ['RETENTION', { RETENTION: '30 days' }],
+    ['RETENTION', { RETENTION: '1w' }],
+    ['RETENTION', { RETENTION: '0d' }],
+    ['RETENTION', { RETENTION: '-5m' }],
+    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '-1' }],
+    ['RETENTION_INTERVAL', { RETENTION_INTERVAL: 'hourly' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;
     expect(() => loadConfig(env)).toThrow(ConfigError);

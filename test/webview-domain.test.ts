@@ -41,6 +41,7 @@ const row = (o: Order, patch: Partial<OrderRow> = {}): OrderRow => ({
   status_by_bridge: null,
   created_at: Date.parse(o.createdAt) + 50,
   updated_at: Date.parse(o.createdAt) + 50,
+  pii_purged_at: null,
   ...patch,
 });
 

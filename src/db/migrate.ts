@@ -5,6 +5,7 @@ import * as m002 from './migrations/002_webview.js';
 import * as m003 from './migrations/003_api_keys.js';
 import * as m004 from './migrations/004_job_states.js';
 import * as m006 from './migrations/006_deal_updates.js';
+import * as m012 from './migrations/012_retention.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -14,6 +15,7 @@ export async function migrate(db: Db): Promise<void> {
     '003_api_keys': m003,
     '004_job_states': m004,
     '006_deal_updates': m006,
+    '012_retention': m012,
   };
   const provider: MigrationProvider = {
     async getMigrations() {

@@ -28,6 +28,7 @@ export interface InboxTable {
   /** Unique: partner webhook-id, or a digest of an amoCRM event. A repeat is absorbed. */
   dedupe_key: string;
   received_at: number;
+  /** The body as received; '' once retention emptied it (the key outlives it, for de-duplication). */
   body: string;
 }
 
@@ -88,6 +89,11 @@ export interface OrdersTable {
   status_by_bridge: string | null;
   created_at: number;
   updated_at: number;
+  /**
+   * When retention took the customer out of the snapshot of this final order (null: never).
+   * A write after it (updated_at later) brings a new snapshot, due in its turn.
+   */
+  pii_purged_at: number | null;
 }
 
 /** The contact directory: Company 1 user id (detmirUserId) ↔ amoCRM contact id. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { orderStatusSchema } from '../partner/schema.js';
+import { type OrderStatus, orderStatusSchema } from '../partner/schema.js';
 
 /** The YAML stage table (mappings/*.yaml), validated before anything is resolved. */
 
@@ -74,3 +74,11 @@ export const mappingsFileSchema = z
   })
   .strict();
 export type MappingsFile = z.infer<typeof mappingsFileSchema>;
+
+/**
+ * Company 1's final statuses: those the transitions lead nowhere from (executed,
+ * rejected and cancelled in the default file).
+ */
+export function finalStatuses(transitions: MappingsFile['partner']['transitions']): OrderStatus[] {
+  return orderStatusSchema.options.filter((status) => transitions[status]?.length === 0);
+}

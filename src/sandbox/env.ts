@@ -31,8 +31,10 @@ export function sandboxEnv(options: {
     AMO_LONG_LIVED_TOKEN: SANDBOX_LONG_LIVED_TOKEN,
     AMO_WEBHOOK_SECRET: SANDBOX_AMO_WEBHOOK_SECRET,
     AMO_RATE_LIMIT_RPS: String(options.rateLimitRps ?? 7),
+    // Periodic jobs stay off, so a drained queue is empty; tests that need one turn it on.
     SWEEP_INTERVAL: '0',
     PARTNER_SWEEP_INTERVAL: '0',
+    RETENTION_INTERVAL: '0',
     PARTNER_API_URL: options.partnerUrl,
     PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN,
     PARTNER_WEBHOOK_SECRET: DEFAULT_PARTNER_WEBHOOK_SECRET,

@@ -9,6 +9,8 @@ export const DEAL_RECONCILE = 'deal.reconcile';
 export const DEALS_SWEEP = 'deals.sweep';
 /** The periodic backstop for partner webhooks that never arrive; one key, `partner-sweep`. */
 export const PARTNER_SWEEP = 'partner.sweep';
+/** Deletes what is kept no longer than RETENTION, in small batches; one key, `retention`. */
+export const RETENTION_JOB = 'retention';
 
 /** The domain's jobs and the shape of each payload (see src/queue/jobs.ts). */
 const payloads = {
@@ -16,6 +18,7 @@ const payloads = {
   [DEAL_RECONCILE]: z.object({ dealId: z.number().int().positive() }),
   [DEALS_SWEEP]: z.object({}),
   [PARTNER_SWEEP]: z.object({}),
+  [RETENTION_JOB]: z.object({}),
 };
 
 export const syncJobs = defineJobs(payloads);
