@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
 import {
   conflictSchema,
+  isOrderId,
   orderListSchema,
   orderSchema,
   type CreateOrderRequest,
@@ -58,8 +59,8 @@ export class PartnerClient {
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
-  getOrder(id: string): Promise<Order> {
-    return this.request('GET', `/orders/${encodeURIComponent(id)}`, orderSchema);
+  async getOrder(id: string): Promise<Order> {
+    return this.request('GET', orderPath(id), orderSchema);
   }
 
   async listOrders(userId: string): Promise<Order[]> {
@@ -72,8 +73,8 @@ export class PartnerClient {
     return this.request('POST', '/orders', orderSchema, { body: input, idempotencyKey });
   }
 
-  patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
-    return this.request('PATCH', `/orders/${encodeURIComponent(id)}`, orderSchema, {
+  async patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
+    return this.request('PATCH', orderPath(id), orderSchema, {
       body: patch,
       idempotencyKey,
     });
@@ -135,6 +136,20 @@ export class PartnerClient {
       throw new PartnerResponseError(method, path, status, issues);
     }
     return parsed.data;
+  }
+}
+
+/** `/orders/{id}`; an id that is not one (`..` would resolve to `/`) is never sent. */
+function orderPath(id: string): string {
+  if (!isOrderId(id)) throw new InvalidOrderIdError(id);
+  return `/orders/${id}`;
+}
+
+/** A caller passed something that is not an order id: a bug or unchecked input, never retried. */
+export class InvalidOrderIdError extends PermanentError {
+  override name = 'InvalidOrderIdError';
+  constructor(id: string) {
+    super(`not an order id: ${JSON.stringify(id.slice(0, 120))}`);
   }
 }
 

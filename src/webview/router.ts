@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Db } from '../db/connect.js';
 import { HttpError, isRetryable } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
+import { isOrderId } from '../partner/schema.js';
 import type { PartnerPort } from '../sync/ports.js';
 import {
   cancelWebviewOrder,
@@ -66,8 +67,6 @@ const CSP = [
   "base-uri 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
-
-const MAX_ORDER_ID = 100;
 
 interface Message {
   heading: string;
@@ -181,6 +180,12 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
       paragraphs: ['For your safety the form was not sent. Please go back, reload the page and try again.'],
       link: { href: '/webview/orders', text: 'Back to my orders' },
     });
+  };
+
+  /** An id that is not an order id is no order of the user's, and never goes further. */
+  const requireOrderId = (req: Request, res: Response, next: NextFunction) => {
+    if (!isOrderId(req.params.id)) return notFound(req, res, 'Order');
+    next();
   };
 
   const requireCsrf = (req: Request, res: Response, next: NextFunction) => {
@@ -312,10 +317,9 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     }
   });
 
-  router.get('/webview/orders/:id', withSession, requireSession, async (req: Request<{ id: string }>, res) => {
+  router.get('/webview/orders/:id', withSession, requireSession, requireOrderId, async (req: Request<{ id: string }>, res) => {
     const session = sessionOf(req)!;
     const orderId = req.params.id;
-    if (orderId.length > MAX_ORDER_ID) return notFound(req, res, 'Order');
     let details;
     try {
       details = await getUserOrder(domain, session.userId, orderId);
@@ -336,10 +340,9 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     sendPage(req, res, 200, 'order', `Order ${details.summary.id}`, { ...details, notice });
   });
 
-  router.post('/webview/orders/:id/cancel', readForm, withSession, requireSession, requireCsrf, async (req: Request<{ id: string }>, res) => {
+  router.post('/webview/orders/:id/cancel', readForm, withSession, requireSession, requireOrderId, requireCsrf, async (req: Request<{ id: string }>, res) => {
     const session = sessionOf(req)!;
     const orderId = req.params.id;
-    if (orderId.length > MAX_ORDER_ID) return notFound(req, res, 'Order');
     const back = `/webview/orders/${encodeURIComponent(orderId)}`;
     let outcome;
     try {
