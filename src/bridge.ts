@@ -99,7 +99,12 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     webview: {
       partner,
       mappings: file,
-      auth: { secret: config.WEBVIEW_JWT_SECRET, issuer: config.WEBVIEW_JWT_ISSUER, audience: config.WEBVIEW_JWT_AUDIENCE },
+      auth: {
+        secret: config.WEBVIEW_JWT_SECRET,
+        issuer: config.WEBVIEW_JWT_ISSUER,
+        audience: config.WEBVIEW_JWT_AUDIENCE,
+        maxAgeSeconds: config.WEBVIEW_TOKEN_MAX_AGE,
+      },
       sessionSecret: config.SESSION_SECRET,
     },
     readiness: async () => {

@@ -10,6 +10,19 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+const WINDOW_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `<orders>/<window>`, e.g. `5/10m`: at most 5 orders per user in any 10 minutes. */
+const orderLimit = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}\/[1-9][0-9]{0,5}[smhd]$/, 'must be <orders>/<window>, e.g. 5/10m (window in s, m, h or d)')
+  .transform((v) => {
+    const [max, window] = v.split('/') as [string, string];
+    const unit = window.at(-1) as keyof typeof WINDOW_UNITS;
+    const count = Number(window.slice(0, -1));
+    return { max: Number(max), windowMs: count * WINDOW_UNITS[unit], window: { count, unit } };
+  });
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
 export const configSchema = z
@@ -40,6 +53,9 @@ export const configSchema = z
     WEBVIEW_JWT_ISSUER: z.string().min(1),
     WEBVIEW_JWT_AUDIENCE: z.string().min(1),
     SESSION_SECRET: z.string().min(32, 'must be at least 32 characters'),
+    WEBVIEW_LOCALE: z.enum(['ru', 'en']).default('ru'),
+    WEBVIEW_TOKEN_MAX_AGE: z.coerce.number().int().min(1).max(86_400).default(300),
+    WEBVIEW_ORDER_LIMIT: orderLimit.prefault('5/10m'),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   })
   .superRefine((c, ctx) => {

@@ -25,7 +25,15 @@ describe('configuration', () => {
       AMO_RATE_LIMIT_RPS: 7,
       SWEEP_INTERVAL: 300,
       LOG_LEVEL: 'info',
+      WEBVIEW_LOCALE: 'ru',
+      WEBVIEW_TOKEN_MAX_AGE: 300,
+      WEBVIEW_ORDER_LIMIT: { max: 5, windowMs: 600_000, window: { count: 10, unit: 'm' } },
     });
+  });
+
+  it('reads WEBVIEW_ORDER_LIMIT as orders per window', () => {
+    expect(loadConfig({ ...valid, WEBVIEW_ORDER_LIMIT: '20/1d' }).WEBVIEW_ORDER_LIMIT).toEqual({ max: 20, windowMs: 86_400_000, window: { count: 1, unit: 'd' } });
+    expect(loadConfig({ ...valid, WEBVIEW_ORDER_LIMIT: '1/30s' }).WEBVIEW_ORDER_LIMIT).toMatchObject({ max: 1, windowMs: 30_000 });
   });
 
   it.each([
@@ -35,6 +43,12 @@ describe('configuration', () => {
     ['AMO_RATE_LIMIT_RPS', { AMO_RATE_LIMIT_RPS: 'fast' }],
     ['AMO_CLIENT_ID', { AMO_LONG_LIVED_TOKEN: undefined }],
     ['WEBVIEW_JWT_SECRET', { WEBVIEW_JWT_SECRET: 'short' }],
+    ['WEBVIEW_LOCALE', { WEBVIEW_LOCALE: 'de' }],
+    ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: '0' }],
+    ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: 'five minutes' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '5' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '0/10m' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '5/10 minutes' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;
     expect(() => loadConfig(env)).toThrow(ConfigError);

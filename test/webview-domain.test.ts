@@ -1,12 +1,13 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Order as OrderRow } from '../src/db/schema.js';
 import { loadMappingsFile } from '../src/mappings/load.js';
 import type { Order, OrderStatus } from '../src/partner/schema.js';
 import { timelineText } from '../src/webview/format.js';
 import { parseNewOrderForm } from '../src/webview/new-order-form.js';
-import { verifyWebviewToken } from '../src/webview/seamless-auth.js';
+import { canonicalParts, verifyWebviewToken } from '../src/webview/seamless-auth.js';
 import { buildTimeline, canCancel, mergeOrders, webviewCreateKey } from '../src/sync/webview-orders.js';
-import { signWebviewToken, unsignedWebviewToken, WEBVIEW } from './support/webview.js';
+import { respellings, signWebviewToken, unsignedWebviewToken, WEBVIEW } from './support/webview.js';
 
 const mappings = loadMappingsFile('mappings/default.yaml');
 
@@ -173,16 +174,46 @@ describe('parseNewOrderForm', () => {
 });
 
 describe('verifyWebviewToken', () => {
-  const settings = WEBVIEW;
+  const settings = { ...WEBVIEW, maxAgeSeconds: 300 };
 
   it('accepts a good token and reads its claims', async () => {
     const result = await verifyWebviewToken(await signWebviewToken({ sub: 'u9', jti: 'j-1', givenName: ' Анна ' }), settings);
     expect(result).toMatchObject({ ok: true, token: { userId: 'u9', givenName: 'Анна', familyName: 'Смирнова', phone: '+79035550101', tokenId: 'jti:j-1' } });
   });
 
-  it('identifies a token without a jti by its digest', async () => {
-    const result = await verifyWebviewToken(await signWebviewToken({ jti: null }), settings);
-    expect(result.ok && result.token.tokenId).toMatch(/^sha256:[0-9a-f]{64}$/);
+  it('identifies a token without a jti by the digest of its decoded signature', async () => {
+    const token = await signWebviewToken({ jti: null });
+    const result = await verifyWebviewToken(token, settings);
+    const signature = Buffer.from(token.split('.')[2]!, 'base64url');
+    expect(result.ok && result.token.tokenId).toBe(`sig:${createHash('sha256').update(signature).digest('hex')}`);
+  });
+
+  it('reads only canonical base64url: respellings of a real token are malformed', async () => {
+    const token = await signWebviewToken();
+    expect(canonicalParts(token)).toBeDefined();
+    for (const [how, spelling] of respellings(token)) {
+      expect(await verifyWebviewToken(spelling, settings), how).toMatchObject({ ok: false, reason: 'malformed' });
+    }
+  });
+
+  it('keeps the replay record only as long as the token could be accepted: iat + max age, whatever its exp', async () => {
+    const now = Date.now();
+    const nowSeconds = Math.floor(now / 1000);
+    const result = await verifyWebviewToken(await signWebviewToken({ issuedAt: -100, expiresIn: 75 * 365 * 86_400 }), { ...settings, maxAgeSeconds: 120 }, now);
+    expect(result.ok && result.token.acceptableUntil).toBe((nowSeconds - 100 + 120 + 30) * 1000);
+  });
+
+  it.each<[string, number | null, number, string]>([
+    ['without iat', null, 300, 'claims'],
+    ['issued beyond the max age (and the skew)', -151, 120, 'expired'],
+    ['issued in the future beyond the skew', 31, 300, 'claims'],
+  ])('refuses a token %s', async (_what, issuedAt, maxAgeSeconds, reason) => {
+    const result = await verifyWebviewToken(await signWebviewToken({ issuedAt, expiresIn: 3600 }), { ...settings, maxAgeSeconds });
+    expect(result).toMatchObject({ ok: false, reason });
+  });
+
+  it('accepts a token issued within the max age and the skew', async () => {
+    expect((await verifyWebviewToken(await signWebviewToken({ issuedAt: -140 }), { ...settings, maxAgeSeconds: 120 })).ok).toBe(true);
   });
 
   it.each<[string, () => Promise<string> | string, string]>([
