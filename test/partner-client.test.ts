@@ -77,6 +77,17 @@ describe('PartnerClient against the simulator', () => {
     expect(sim.orders.size).toBe(1);
   });
 
+  it('sends an Idempotency-Key with non-ASCII characters as its digest, the same each time', async () => {
+    const { sim, client } = await setup();
+    const created = await client.createOrder(request, 'create-u-42-2');
+    const key = `reconcile:${created.id}:{"subscriptionStatus":"Активен"}`;
+    await client.patchOrder(created.id, { subscriptionStatus: 'Активен' }, key);
+    await client.patchOrder(created.id, { subscriptionStatus: 'Активен' }, key);
+    const sent = sim.stats.requests.filter((r) => r.method === 'PATCH').map((r) => r.idempotencyKey);
+    expect(sent).toEqual([expect.stringMatching(/^sha256:[0-9a-f]{64}$/), sent[0]]);
+    expect(sim.orders.get(created.id)!.subscriptionStatus).toBe('Активен');
+  });
+
   it('puts an id with every kind of character an order id may have into the path', async () => {
     const { sim, client } = await setup();
     const order = await sim.createOrderAsUser({ userId: 'u', customer: request.customer }, { send: false });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
 import {
@@ -93,7 +94,7 @@ export class PartnerClient {
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.idempotencyKey !== undefined) {
       if (!options.idempotencyKey) throw new TypeError('idempotencyKey must not be empty');
-      headers['Idempotency-Key'] = options.idempotencyKey;
+      headers['Idempotency-Key'] = headerSafeKey(options.idempotencyKey);
     }
     const url = new URL(path.replace(/^\//, ''), this.baseUrl);
 
@@ -137,6 +138,15 @@ export class PartnerClient {
     }
     return parsed.data;
   }
+}
+
+/**
+ * A key as an HTTP header value can carry it: fetch refuses anything beyond Latin-1, and a
+ * key made of a step's values (a Russian subscription status, say) would fail every
+ * attempt. Such a key goes as its SHA-256, the same for the same key, so it still dedupes.
+ */
+export function headerSafeKey(key: string): string {
+  return /^[\x21-\x7e]+$/.test(key) ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 /** `/orders/{id}`; an id that is not one (`..` would resolve to `/`) is never sent. */
