@@ -3,10 +3,11 @@ import type { Db } from './connect.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_webview.js';
 import * as m003 from './migrations/003_api_keys.js';
+import * as m005 from './migrations/005_webview_signins_and_history.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
-  const all = { '001_initial': m001, '002_webview': m002, '003_api_keys': m003 };
+  const all = { '001_initial': m001, '002_webview': m002, '003_api_keys': m003, '005_webview_signins_and_history': m005 };
   const provider: MigrationProvider = {
     async getMigrations() {
       const out: Record<string, Migration> = {};

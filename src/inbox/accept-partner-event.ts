@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
 import type { Order, OrderWebhook } from '../partner/schema.js';
 import { enqueue } from '../queue/enqueue.js';
+import { recordOrderHistory } from '../sync/order-history.js';
 
 export const ORDER_SYNC = 'order.sync';
 
@@ -97,6 +98,7 @@ export async function recordOrder(
       });
     })
     .execute();
+  await recordOrderHistory(trx, order, source.origin === 'webview' ? 'webview' : 'partner', now);
 
   await enqueue(trx, { kind: ORDER_SYNC, key: `order:${order.id}`, payload: { orderId: order.id }, inboxId: source.inboxId ?? null }, now);
 }

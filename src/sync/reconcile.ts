@@ -10,6 +10,7 @@ import { desiredAdditionalInfo } from './additional-info.js';
 import { mapLimited } from './intake.js';
 import { type DealState, planOrderUpdate } from './plan-order-update.js';
 import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
+import { recordOrderHistory } from './order-history.js';
 
 export interface ReconcileDeps {
   db: Db;
@@ -111,6 +112,7 @@ async function orderOfDeal(deps: ReconcileDeps, lead: AmoLeadView): Promise<Orde
 
 export async function saveSnapshot(db: Db, order: Order): Promise<void> {
   const at = Date.parse(order.updatedAt) || Date.now();
+  await recordOrderHistory(db.kysely, order, 'bridge');
   await db.kysely
     .updateTable('orders')
     .set({ snapshot: JSON.stringify(order), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })
