@@ -106,6 +106,8 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         maxAgeSeconds: config.WEBVIEW_TOKEN_MAX_AGE,
       },
       sessionSecret: config.SESSION_SECRET,
+      locale: config.WEBVIEW_LOCALE,
+      orderLimit: config.WEBVIEW_ORDER_LIMIT,
     },
     readiness: async () => {
       const credentials = await amo.hasCredentials();
