@@ -93,7 +93,7 @@ export const en = (b: Brand): Messages => ({
     optional: '(optional)',
     submit: 'Place order',
     check: 'Please check the form',
-    fields: { firstName: 'First name', lastName: 'Last name', phone: 'Phone', comment: `Comment for ${b.brand}` },
+    fields: { firstName: 'First name', lastName: 'Last name', phone: 'Phone', comment: 'Comment for the manager' },
     errors: {
       chooseService: 'Choose a service',
       enterFirstName: 'Enter your first name',

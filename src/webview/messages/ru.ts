@@ -8,6 +8,8 @@ import { type Brand, type PluralForms, pluralOf, type WindowUnit } from './catal
  */
 
 const plural = pluralOf('ru');
+// A quoted name keeps its nominative only after a generic word (приложение «…», страница
+// «…»): every sentence below puts one before it.
 
 const STATUS: Record<OrderStatus, string> = {
   on_approval: 'В обработке',
@@ -98,7 +100,7 @@ export const ru = (b: Brand) =>
       optional: '(необязательно)',
       submit: 'Оформить заказ',
       check: 'Проверьте форму',
-      fields: { firstName: 'Имя', lastName: 'Фамилия', phone: 'Телефон', comment: `Комментарий для «${b.brand}»` },
+      fields: { firstName: 'Имя', lastName: 'Фамилия', phone: 'Телефон', comment: 'Комментарий для менеджера' },
       errors: {
         chooseService: 'Выберите услугу',
         enterFirstName: 'Укажите имя',
@@ -130,7 +132,7 @@ export const ru = (b: Brand) =>
       pendingGone: 'Это подтверждение входа больше не действует',
       sessionEnded: 'Сеанс завершён',
       signedOut: 'Вы вышли',
-      comeBack: `Чтобы вернуться, откройте «${b.brand}» в приложении «${b.app}».`,
+      comeBack: `Чтобы вернуться, откройте страницу «${b.brand}» в приложении «${b.app}».`,
       notFound: 'Страница не найдена',
       nothingHere: 'По этому адресу ничего нет.',
       orderNotFound: 'Заказ не найден',
