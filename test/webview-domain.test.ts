@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Order as OrderRow } from '../src/db/schema.js';
-import { loadMappingsFile } from '../src/mappings/load.js';
+import { readFileSync } from 'node:fs';
+import { loadMappingsFile, parseMappings } from '../src/mappings/load.js';
 import type { Order, OrderStatus } from '../src/partner/schema.js';
 import { changesBetween } from '../src/sync/order-history.js';
 import { timelineText } from '../src/webview/format.js';
@@ -100,6 +101,21 @@ describe('webviewTexts', () => {
     const { t } = webviewTexts(mappings, 'ru');
     expect(t.pages.reopen).toBe('Вернитесь в приложение «Компания 1» и снова откройте страницу «Компания 2»: вход произойдёт автоматически.');
     expect(webviewTexts(mappings, 'en').t.timeline.placedInApp).toBe('In the Company 1 app');
+  });
+});
+
+describe('the mappings file’s webview section', () => {
+  const yaml = readFileSync('mappings/default.yaml', 'utf8');
+  it.each<[string, (text: string) => string, RegExp]>([
+    ['a service without a name', (t) => t.replace('    trial-lesson: { ru: Пробное занятие, en: Trial lesson }\n', ''), /webview\.services\.trial-lesson: no name for service trial-lesson/],
+    ['a name for no service', (t) => t.replace('    trial-lesson: {', '    trial-lessons: {'), /webview\.services\.trial-lessons: no service trial-lessons in services/],
+    ['a brand without English', (t) => t.replace('brand: { ru: Компания 2, en: Company 2 }', 'brand: { ru: Компания 2 }'), /webview\.brand\.en/],
+    ['no support contact', (t) => t.replace(/  support:\n    phone: .*\n    email: .*\n/, '  support: {}\n'), /webview\.support: needs a phone or an email/],
+    ['an unknown time zone', (t) => t.replace('timeZone: Europe/Moscow', 'timeZone: Europe/Mordor'), /webview\.timeZone: must be an IANA time zone/],
+  ])('refuses %s, naming it', (_what, edit, message) => {
+    const edited = edit(yaml);
+    expect(edited).not.toBe(yaml);
+    expect(() => parseMappings(edited)).toThrow(message);
   });
 });
 

@@ -451,6 +451,26 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     expect(list.text).toContain('data-fact="subscription"');
   });
 
+  it('speaks English with WEBVIEW_LOCALE=en: <html lang>, texts and plural forms', async () => {
+    stack = await testStack(kind, `webview-english-${kind}`, { env: { WEBVIEW_LOCALE: 'en', WEBVIEW_ORDER_LIMIT: '1/1h' } });
+    const agent = await signIn(stack, 'english-user', { givenName: 'Olga', familyName: 'Smith' });
+    const list = await agent.get('/webview/orders');
+    expect(list.text).toContain('<html lang="en">');
+    expect(list.text).toContain('<h1>My orders</h1>');
+    expect(list.text).toContain('<title>My orders · Company 2</title>');
+    const form = await openForm(agent);
+    expect(form.html).toContain('<label for="serviceId">Trial lesson</label>');
+    expect((await agent.post('/webview/orders').type('form').send(orderForm(form))).status).toBe(303);
+    const limited = await agent.get('/webview/orders/new');
+    expect(limited.status).toBe(429);
+    expect(limited.text).toContain('You have placed 1 order in 1 hour.');
+    expect(limited.text).toMatch(/You can place a new order in (59|60) minutes\./);
+    expect(limited.text).not.toMatch(/[а-яё]/i);
+    const orders = await agent.get('/webview/orders');
+    expect(orders.text).toContain('<dt>Cost</dt><dd>Not set yet</dd>');
+    expect(orders.text).toContain('<span class="status status-on_approval" data-status="on_approval">In processing</span>');
+  });
+
   it('before stage 3 the webview shows orders but has no new-order form', async () => {
     const stage2 = editedMappings((yaml) => yaml.replace('integrationStage: 3', 'integrationStage: 2'));
     stack = await testStack(kind, `webview-stage2-${kind}`, { mappingsPath: stage2 });

@@ -41,7 +41,7 @@ import { webviewTexts } from './texts.js';
 import { createRenderer, type PageData, webviewAssetDir } from './views.js';
 
 /**
- * The webview (stage 3, DESIGN.md): Company 1 opens GET /webview?token=<JWT> in its app,
+ * The webview (stage 3; README, "Webview"): Company 1 opens GET /webview?token=<JWT> in its app,
  * the user is signed in without a form and sees their orders, creates new ones and
  * cancels where the order's status allows. Server-rendered HTML in the configured locale
  * (Russian by default) that works without JavaScript; every form carries a CSRF token.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.js';
 
 /**
- * Seamless sign-in (DESIGN.md, "Webview"): Company 1 opens /webview?token=<JWT> inside its
+ * Seamless sign-in (README, "Webview"): Company 1 opens /webview?token=<JWT> inside its
  * app. The token is HS256-signed with WEBVIEW_JWT_SECRET; the algorithm is pinned (so
  * "alg: none" and any other algorithm are refused before the signature is even looked
  * at), issuer, audience and expiry are checked with a small clock skew, `iat` is required

@@ -6,7 +6,7 @@ import { type Brand, type Messages, type PluralForms, pluralOf, type WindowUnit 
 const plural = pluralOf('en');
 
 const STATUS: Record<OrderStatus, string> = {
-  // Company 1 shows on_approval to its users as "In processing" (DESIGN.md).
+  // Company 1 shows on_approval to its users as "In processing".
   on_approval: 'In processing',
   approved: 'Confirmed',
   in_work: 'In work',
