@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../src/sandbox/stack.js';
 import { describeInBrowser, launchBrowser, missingBrowser, PHONE, screenshot } from './support/browser.js';
 import { testStack, waitFor } from './support/stack.js';
-import { dealsOfOrder, partnerOrdersOf, signWebviewToken } from './support/webview.js';
+import { CONFIRMED_AND_PAID, confirmAndPay, dealsOfOrder, partnerOrdersOf, signWebviewToken } from './support/webview.js';
 
 /**
  * Every page of the webview in a real browser, in Russian: sign-in, my orders, a new
@@ -94,27 +94,12 @@ describeInBrowser('webview in Chromium', () => {
   });
 
   it('shows the order with a timeline that says what changed as the manager moves the deal', async () => {
-    const dealId = dealsOfOrder(stack, firstOrder)[0]!.id;
-    const order = () => stack.partner.orders.get(firstOrder)!;
-    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
-    await waitFor('approved', () => order().status === 'approved');
-    await stack.amo.moveLead(dealId, { statusName: 'Waiting for payment' }, { price: 4900 });
-    await waitFor('the cost', () => order().cost === 4900);
-    await stack.amo.moveLead(dealId, { statusName: 'Payment received' });
-    await waitFor('paid', () => order().paid);
+    await confirmAndPay(stack, firstOrder);
 
     await page.goto(`${stack.bridgeUrl}/webview/orders/${firstOrder}`);
     expect(await heading()).toBe('Пробное занятие');
     expect(plain(await page.locator('[data-status]').first().textContent())).toBe('В работе');
-    const timeline = (await page.locator('.timeline .event').allTextContents()).map(plain);
-    expect(timeline).toEqual([
-      'Заказ оформлен',
-      'Заказ передан менеджеру',
-      'Заказ подтверждён',
-      'Заказ в работе',
-      'Стоимость: 4 900 ₽',
-      'Заказ оплачен',
-    ]);
+    expect((await page.locator('.timeline .event').allTextContents()).map(plain)).toEqual(CONFIRMED_AND_PAID);
     expect(plain(await page.locator('.timeline time').first().textContent())).toMatch(/^\d{1,2} [а-я]+ \d{4} г\. в \d{2}:\d{2} GMT\+3$/);
     // No subscription status yet, so no subscription row; in work, so no cancel.
     expect(await page.locator('[data-fact="subscription"]').count()).toBe(0);

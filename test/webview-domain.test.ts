@@ -10,7 +10,7 @@ import { webviewTexts } from '../src/webview/texts.js';
 import { formErrorText, parseNewOrderForm } from '../src/webview/new-order-form.js';
 import { canonicalParts, verifyWebviewToken } from '../src/webview/seamless-auth.js';
 import { buildTimeline, canCancel, decideOrderLimit, mergeOrders, webviewCreateKey } from '../src/sync/webview-orders.js';
-import { respellings, signWebviewToken, unsignedWebviewToken, WEBVIEW } from './support/webview.js';
+import { CONFIRMED_AND_PAID, respellings, signWebviewToken, unsignedWebviewToken, WEBVIEW } from './support/webview.js';
 
 const mappings = loadMappingsFile('mappings/default.yaml');
 
@@ -169,14 +169,7 @@ describe('buildTimeline', () => {
       { at: t0 + 90_000, event: 'changed', change: { field: 'cost', cost: 4900 } },
       { at: t0 + 90_000, event: 'changed', change: { field: 'paid', paid: true } },
     ]);
-    expect(titles(timeline)).toEqual([
-      'Заказ оформлен',
-      'Заказ передан менеджеру',
-      'Заказ подтверждён',
-      'Заказ в работе',
-      'Стоимость: 4 900 ₽',
-      'Заказ оплачен',
-    ]);
+    expect(titles(timeline)).toEqual(CONFIRMED_AND_PAID);
   });
 
   it('ends with the order as it is now when it is newer than every recorded picture', () => {

@@ -4,12 +4,16 @@ import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { testStack, waitFor } from './support/stack.js';
 import {
+  type Agent,
   cookiesOf,
   dealsOfOrder,
   hiddenField,
+  openForm,
+  orderForm,
   partnerOrdersOf,
   rawRequest,
   respellings,
+  signIn,
   signWebviewToken,
 } from './support/webview.js';
 
@@ -19,8 +23,6 @@ import {
  * the session, a session placing orders without limit, and order ids `.` and `..`
  * reaching Company 1's API as other paths.
  */
-
-type Agent = ReturnType<typeof request.agent>;
 
 const sessionsOf = (stack: Stack) => stack.bridge.db.kysely.selectFrom('webview_sessions').select(['user_id', 'given_name']).execute();
 
@@ -33,30 +35,7 @@ async function signedInAs(agent: Agent): Promise<string | undefined> {
   return /class="visually-hidden"> \(([^)]*)\)</.exec(page.text)?.[1];
 }
 
-async function signIn(stack: Stack, sub: string, givenName = 'Ольга'): Promise<Agent> {
-  const agent = request.agent(stack.bridgeUrl);
-  const res = await agent.get('/webview').query({ token: await signWebviewToken({ sub, givenName }) });
-  expect(res.status).toBe(303);
-  return agent;
-}
-
-/** The new-order form's CSRF token and nonce, as the browser holds them. */
-async function openForm(agent: Agent): Promise<{ csrf: string; nonce: string }> {
-  const form = await agent.get('/webview/orders/new');
-  expect(form.status).toBe(200);
-  return { csrf: hiddenField(form.text, '_csrf'), nonce: hiddenField(form.text, 'nonce') };
-}
-
-const submit = (agent: Agent, form: { csrf: string; nonce: string }) =>
-  agent.post('/webview/orders').type('form').send({
-    _csrf: form.csrf,
-    nonce: form.nonce,
-    serviceId: 'trial-lesson',
-    firstName: 'Ольга',
-    lastName: 'Смирнова',
-    phone: '+79035550101',
-    comment: '',
-  });
+const submit = (agent: Agent, form: { csrf: string; nonce: string }) => agent.post('/webview/orders').type('form').send(orderForm(form));
 
 describe.each(DATABASES)('webview security on %s', (kind) => {
   let stack: Stack | undefined;
@@ -108,7 +87,7 @@ describe.each(DATABASES)('webview security on %s', (kind) => {
 
   it('another user’s link asks “Continue as …?” and keeps the current session until a CSRF-protected POST confirms', async () => {
     stack = await testStack(kind, `webview-continue-as-${kind}`);
-    const agent = await signIn(stack, 'victim', 'Ольга');
+    const agent = await signIn(stack, 'victim', { givenName: 'Ольга' });
     const token = await signWebviewToken({ sub: 'attacker', givenName: 'Иван' });
 
     const asked = await agent.get('/webview').query({ token });
@@ -123,7 +102,7 @@ describe.each(DATABASES)('webview security on %s', (kind) => {
     const action = /<form method="post" action="([^"]+)"[^>]*class="continue-as"/.exec(asked.text)?.[1];
     expect(action).toBe('/webview/sign-in');
     expect((await agent.post('/webview/sign-in').type('form').send({ user: 'attacker' })).status).toBe(403);
-    const other = await signIn(stack, 'bystander', 'Анна');
+    const other = await signIn(stack, 'bystander', { givenName: 'Анна' });
     const otherPage = await other.get('/webview/orders');
     const foreign = await other.post('/webview/sign-in').type('form').send({ _csrf: hiddenField(otherPage.text, '_csrf'), user: 'attacker' });
     expect(foreign.status).toBe(409);

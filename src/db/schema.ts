@@ -160,14 +160,9 @@ export interface WebviewOrdersTable {
  * A sign-in link for another user, opened while a session exists ("Continue as …?"):
  * bound to that session (the hash of its id) until the user confirms or it expires.
  */
-export interface WebviewPendingSigninsTable {
+export interface WebviewPendingSigninsTable extends Omit<WebviewSessionsTable, 'id_hash'> {
+  /** The session that must confirm: the hash of its id (webview_sessions.id_hash). */
   session_hash: string;
-  user_id: string;
-  given_name: string;
-  family_name: string;
-  phone: string;
-  created_at: number;
-  expires_at: number;
 }
 
 /** Who made a recorded change of an order: Company 1 (webhook), the stage table (bridge), the user (webview). */

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { SignJWT } from 'jose';
+import request from 'supertest';
+import { expect } from 'vitest';
 import type { Stack } from '../../src/sandbox/stack.js';
+import { waitFor } from './stack.js';
 
 /** The sandbox's webview settings (src/sandbox/stack.ts). */
 export const WEBVIEW = {
@@ -123,3 +126,59 @@ export function cookiesOf(headers: http.IncomingHttpHeaders | Record<string, unk
   const all = header === undefined ? [] : Array.isArray(header) ? header : [header];
   return all.map((c) => c.split(';')[0]!);
 }
+
+export type Agent = ReturnType<typeof request.agent>;
+
+/** Signs a fresh agent in as `sub` (it lands on /webview/orders). */
+export async function signIn(stack: Stack, sub = 'user-1', claims: TokenOptions = {}): Promise<Agent> {
+  const agent = request.agent(stack.bridgeUrl);
+  const res = await agent.get('/webview').query({ token: await signWebviewToken({ sub, ...claims }) });
+  expect(res.status).toBe(303);
+  expect(res.headers.location).toBe('/webview/orders');
+  return agent;
+}
+
+/** The new-order form's CSRF token and nonce, as a browser would submit them. */
+export async function openForm(agent: Agent): Promise<{ csrf: string; nonce: string; html: string }> {
+  const res = await agent.get('/webview/orders/new');
+  expect(res.status).toBe(200);
+  return { csrf: hiddenField(res.text, '_csrf'), nonce: hiddenField(res.text, 'nonce'), html: res.text };
+}
+
+/** The new-order form as filled in and sent. */
+export const orderForm = (form: { csrf: string; nonce: string }, extra: Record<string, string> = {}) => ({
+  _csrf: form.csrf,
+  nonce: form.nonce,
+  serviceId: 'trial-lesson',
+  firstName: 'Ольга',
+  lastName: 'Смирнова',
+  phone: '+7 903 555-01-01',
+  comment: '',
+  ...extra,
+});
+
+/**
+ * A manager moves the order's deal: "Recorded for trial", then straight to "Waiting for
+ * payment" at 4 900 ₽ (skipping "Confirmed VU"), then "Payment received". Resolves once
+ * Company 1's order shows each step.
+ */
+export async function confirmAndPay(stack: Stack, orderId: string): Promise<void> {
+  const order = () => stack.partner.orders.get(orderId)!;
+  const dealId = (await waitFor('the deal', () => order().additionalInfo ?? undefined)).externalId;
+  await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+  await waitFor('approved', () => order().status === 'approved');
+  await stack.amo.moveLead(dealId, { statusName: 'Waiting for payment' }, { price: 4900 });
+  await waitFor('the cost', () => order().cost === 4900);
+  await stack.amo.moveLead(dealId, { statusName: 'Payment received' });
+  await waitFor('paid', () => order().paid);
+}
+
+/** An order's history after confirmAndPay, as its page words it (spaces plain). */
+export const CONFIRMED_AND_PAID = [
+  'Заказ оформлен',
+  'Заказ передан менеджеру',
+  'Заказ подтверждён',
+  'Заказ в работе',
+  'Стоимость: 4 900 ₽',
+  'Заказ оплачен',
+];
