@@ -160,6 +160,16 @@ describe.each(DATABASES)('webview security on %s', (kind) => {
     expect(await stack.bridge.db.kysely.selectFrom('webview_orders').select('order_id').where('user_id', '=', 'busy-user').execute()).toHaveLength(2);
   });
 
+  it('WEBVIEW_ORDER_LIMIT holds when a user’s forms arrive at once (other instances, other tabs)', async () => {
+    stack = await testStack(kind, `webview-order-limit-race-${kind}`, { env: { WEBVIEW_ORDER_LIMIT: '2/10m' } });
+    const agent = await signIn(stack, 'racing-user');
+    const forms = [];
+    for (let i = 0; i < 5; i++) forms.push(await openForm(agent));
+    const answers = await Promise.all(forms.map((form) => submit(agent, form)));
+    expect(answers.map((a) => a.status).sort()).toEqual([303, 303, 429, 429, 429]);
+    expect(partnerOrdersOf(stack, 'racing-user')).toHaveLength(2);
+  });
+
   it('order ids outside [A-Za-z0-9_-]{1,100} never reach Company 1 (`.`, `..`, encoded, too long)', async () => {
     stack = await testStack(kind, `webview-order-ids-${kind}`);
     const signin = await request(stack.bridgeUrl).get('/webview').query({ token: await signWebviewToken({ sub: 'dots-user' }) });
