@@ -127,8 +127,15 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     webview: {
       partner,
       mappings: file,
-      auth: { secret: config.WEBVIEW_JWT_SECRET, issuer: config.WEBVIEW_JWT_ISSUER, audience: config.WEBVIEW_JWT_AUDIENCE },
+      auth: {
+        secret: config.WEBVIEW_JWT_SECRET,
+        issuer: config.WEBVIEW_JWT_ISSUER,
+        audience: config.WEBVIEW_JWT_AUDIENCE,
+        maxAgeSeconds: config.WEBVIEW_TOKEN_MAX_AGE,
+      },
       sessionSecret: config.SESSION_SECRET,
+      locale: config.WEBVIEW_LOCALE,
+      orderLimit: config.WEBVIEW_ORDER_LIMIT,
     },
     // Webhooks can be accepted once the mappings are resolved, and they stay resolved
     // through later trouble with amoCRM; the services' states explain, they do not decide.

@@ -12,8 +12,8 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
-/** Seconds in one of RETENTION's units. */
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+/** Milliseconds in one unit of a duration such as `30d` (RETENTION, WEBVIEW_ORDER_LIMIT's window). */
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** `<number><s|m|h|d>`, e.g. `30d`, read as seconds. */
 const duration = (fallback: string) =>
@@ -22,11 +22,22 @@ const duration = (fallback: string) =>
     .default(fallback)
     .transform((v, ctx) => {
       const match = /^(\d+)([smhd])$/.exec(v.trim());
-      const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : 0;
+      const seconds = match ? (Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]) / 1000 : 0;
       if (seconds > 0) return seconds;
       ctx.addIssue({ code: 'custom', message: `must be a positive number with s, m, h or d, e.g. 30d (got "${v}")` });
       return z.NEVER;
     });
+
+/** `<orders>/<window>`, e.g. `5/10m`: at most 5 orders per user in any 10 minutes. */
+const orderLimit = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}\/[1-9][0-9]{0,5}[smhd]$/, 'must be <orders>/<window>, e.g. 5/10m (window in s, m, h or d)')
+  .transform((v) => {
+    const [max, window] = v.split('/') as [string, string];
+    const unit = window.at(-1) as keyof typeof UNIT_MS;
+    const count = Number(window.slice(0, -1));
+    return { max: Number(max), windowMs: count * UNIT_MS[unit], window: { count, unit } };
+  });
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
@@ -71,6 +82,9 @@ export const webviewEnv = z.object({
   WEBVIEW_JWT_ISSUER: z.string().min(1),
   WEBVIEW_JWT_AUDIENCE: z.string().min(1),
   SESSION_SECRET: z.string().min(32, 'must be at least 32 characters'),
+  WEBVIEW_LOCALE: z.enum(['ru', 'en']).default('ru'),
+  WEBVIEW_TOKEN_MAX_AGE: z.coerce.number().int().min(1).max(86_400).default(300),
+  WEBVIEW_ORDER_LIMIT: orderLimit.prefault('5/10m'),
 });
 
 /** The long-running process: its port, its worker's pace and how it stops. */

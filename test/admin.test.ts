@@ -50,6 +50,7 @@ describe.each(DATABASES)('admin API on %s', (kind) => {
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({ orderId: order.id, userId: 'admin-u', dealId: [...stack.amo.state.leads.keys()][0] });
     expect(view.body.jobs.map((j: { status: string }) => j.status)).toEqual(['done']);
+    expect((await request(app).get('/admin/orders/a%20b').set('authorization', `Bearer ${reader.key}`)).status).toBe(400);
 
     expect((await request(app).post(`/admin/jobs/${jobId}/replay`).set('authorization', `Bearer ${operator.key}`)).status).toBe(404);
     await revokeApiKey(db, operator.id);

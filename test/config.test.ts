@@ -29,6 +29,9 @@ describe('configuration', () => {
       RETENTION: 30 * 86_400,
       RETENTION_INTERVAL: 3600,
       LOG_LEVEL: 'info',
+      WEBVIEW_LOCALE: 'ru',
+      WEBVIEW_TOKEN_MAX_AGE: 300,
+      WEBVIEW_ORDER_LIMIT: { max: 5, windowMs: 600_000, window: { count: 10, unit: 'm' } },
     });
   });
 
@@ -55,6 +58,11 @@ describe('configuration', () => {
     expect(loadConfig({ ...valid, RETENTION: value }).RETENTION).toBe(seconds);
   });
 
+  it('reads WEBVIEW_ORDER_LIMIT as orders per window', () => {
+    expect(loadConfig({ ...valid, WEBVIEW_ORDER_LIMIT: '20/1d' }).WEBVIEW_ORDER_LIMIT).toEqual({ max: 20, windowMs: 86_400_000, window: { count: 1, unit: 'd' } });
+    expect(loadConfig({ ...valid, WEBVIEW_ORDER_LIMIT: '1/30s' }).WEBVIEW_ORDER_LIMIT).toMatchObject({ max: 1, windowMs: 30_000 });
+  });
+
   it.each([
     ['PARTNER_API_URL', { PARTNER_API_URL: undefined }],
     ['PARTNER_WEBHOOK_SECRET', { PARTNER_WEBHOOK_SECRET: 'not-a-whsec' }],
@@ -72,6 +80,12 @@ describe('configuration', () => {
     ['RETENTION', { RETENTION: '-5m' }],
     ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '-1' }],
     ['RETENTION_INTERVAL', { RETENTION_INTERVAL: 'hourly' }],
+    ['WEBVIEW_LOCALE', { WEBVIEW_LOCALE: 'de' }],
+    ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: '0' }],
+    ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: 'five minutes' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '5' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '0/10m' }],
+    ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '5/10 minutes' }],
   ])('names %s when it is missing or malformed', (name, change) => {
     const env = { ...valid, ...change } as Record<string, string | undefined>;
     expect(() => loadConfig(env)).toThrow(ConfigError);

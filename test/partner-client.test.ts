@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpError, isRetryable, TransportError } from '../src/lib/http-error.js';
-import { parseConflict, PartnerClient, PartnerResponseError } from '../src/partner/client.js';
+import { InvalidOrderIdError, parseConflict, PartnerClient, PartnerResponseError } from '../src/partner/client.js';
 import type { CreateOrderRequest } from '../src/partner/schema.js';
 import { createPartnerSimulator, DEFAULT_PARTNER_API_TOKEN, type PartnerSimulator } from '../src/sandbox/partner/index.js';
 
@@ -36,6 +36,15 @@ const request: CreateOrderRequest = {
 };
 
 describe('PartnerClient against the simulator', () => {
+  it('never sends an order id that is not one: `..` would be GET /, `.` GET /orders/', async () => {
+    const { sim, client } = await setup();
+    for (const id of ['..', '.', '', 'a/b', 'x'.repeat(101)]) {
+      expect(isRetryable(await caught(client.getOrder(id), InvalidOrderIdError)), id).toBe(false);
+      await caught(client.patchOrder(id, { status: 'cancelled' }, 'k'), InvalidOrderIdError);
+    }
+    expect(sim.stats.requests).toEqual([]);
+  });
+
   it('creates, reads, lists and patches orders, Cyrillic intact', async () => {
     const { sim, client } = await setup();
     const created = await client.createOrder(request, 'create-u-42-1');
@@ -98,12 +107,24 @@ describe('PartnerClient against the simulator', () => {
     expect(sim.stats.requests).toEqual([]);
   });
 
-  it('encodes ids into the path', async () => {
+  it('sends an Idempotency-Key with non-ASCII characters as its digest, the same each time', async () => {
+    const { sim, client } = await setup();
+    const created = await client.createOrder(request, 'create-u-42-2');
+    const key = `reconcile:${created.id}:{"subscriptionStatus":"Активен"}`;
+    await client.patchOrder(created.id, { subscriptionStatus: 'Активен' }, key);
+    await client.patchOrder(created.id, { subscriptionStatus: 'Активен' }, key);
+    const sent = sim.stats.requests.filter((r) => r.method === 'PATCH').map((r) => r.idempotencyKey);
+    expect(sent).toEqual([expect.stringMatching(/^sha256:[0-9a-f]{64}$/), sent[0]]);
+    expect(sim.orders.get(created.id)!.subscriptionStatus).toBe('Активен');
+  });
+
+  it('puts an id with every kind of character an order id may have into the path', async () => {
     const { sim, client } = await setup();
     const order = await sim.createOrderAsUser({ userId: 'u', customer: request.customer }, { send: false });
     sim.orders.delete(order.id);
-    sim.orders.set('a/b ё', { ...order, id: 'a/b ё' });
-    expect((await client.getOrder('a/b ё')).id).toBe('a/b ё');
+    sim.orders.set('Dm_09-z', { ...order, id: 'Dm_09-z' });
+    expect((await client.getOrder('Dm_09-z')).id).toBe('Dm_09-z');
+    expect(sim.stats.requests.map((r) => r.path)).toEqual(['/orders/Dm_09-z']);
   });
 });
 

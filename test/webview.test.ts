@@ -5,41 +5,23 @@ import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { editedMappings } from './support/mappings.js';
 import { testStack, waitFor } from './support/stack.js';
-import { dealsOfOrder, hiddenField, partnerOrdersOf, signWebviewToken, unsignedWebviewToken } from './support/webview.js';
-
-type Agent = ReturnType<typeof request.agent>;
+import {
+  CONFIRMED_AND_PAID,
+  confirmAndPay,
+  dealsOfOrder,
+  hiddenField,
+  openForm,
+  orderForm,
+  partnerOrdersOf,
+  signIn,
+  signWebviewToken,
+  unsignedWebviewToken,
+} from './support/webview.js';
 
 const setCookies = (res: request.Response): string[] => {
   const header = res.headers['set-cookie'] as string[] | string | undefined;
   return header === undefined ? [] : Array.isArray(header) ? header : [header];
 };
-
-/** Signs a fresh agent in as `sub`; returns it with the orders page it landed on. */
-async function signIn(stack: Stack, sub = 'user-1', claims: Parameters<typeof signWebviewToken>[0] = {}): Promise<Agent> {
-  const agent = request.agent(stack.bridgeUrl);
-  const res = await agent.get('/webview').query({ token: await signWebviewToken({ sub, ...claims }) });
-  expect(res.status).toBe(303);
-  expect(res.headers.location).toBe('/webview/orders');
-  return agent;
-}
-
-/** The new-order form's CSRF token and nonce, as a browser would submit them. */
-async function openForm(agent: Agent): Promise<{ csrf: string; nonce: string; html: string }> {
-  const res = await agent.get('/webview/orders/new');
-  expect(res.status).toBe(200);
-  return { csrf: hiddenField(res.text, '_csrf'), nonce: hiddenField(res.text, 'nonce'), html: res.text };
-}
-
-const orderForm = (form: { csrf: string; nonce: string }, extra: Record<string, string> = {}) => ({
-  _csrf: form.csrf,
-  nonce: form.nonce,
-  serviceId: 'trial-lesson',
-  firstName: 'Ольга',
-  lastName: 'Смирнова',
-  phone: '+7 903 555-01-01',
-  comment: '',
-  ...extra,
-});
 
 /** Every job finished. */
 async function drained(stack: Stack) {
@@ -77,7 +59,8 @@ describe.each(DATABASES)('webview on %s', (kind) => {
 
     const page = await request(stack.bridgeUrl).get('/webview/orders').set('Cookie', session!.split(';')[0]!);
     expect(page.status).toBe(200);
-    expect(page.text).toContain('<h1>My orders</h1>');
+    expect(page.text).toContain('<h1>Мои заказы</h1>');
+    expect(page.text).toContain('<html lang="ru">');
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
   });
 
@@ -97,8 +80,8 @@ describe.each(DATABASES)('webview on %s', (kind) => {
       const res = await request(stack.bridgeUrl).get('/webview').query({ token });
       expect(res.status, what).toBe(401);
       expect(res.type, what).toBe('text/html');
-      expect(res.text, what).toMatch(/<h1>This sign-in link (is not valid|has expired)<\/h1>/);
-      expect(res.text, what).toContain('open Company 2&#39;s page again');
+      expect(res.text, what).toMatch(/<h1>(Ссылка для входа недействительна|Срок действия ссылки для входа истёк)<\/h1>/);
+      expect(res.text, what).toContain('снова откройте страницу «Компания 2»');
       expect(setCookies(res), what).toEqual([]);
     }
     expect(await stack.bridge.db.kysely.selectFrom('webview_sessions').select('user_id').execute()).toEqual([]);
@@ -117,7 +100,7 @@ describe.each(DATABASES)('webview on %s', (kind) => {
 
       const replay = await request(stack.bridgeUrl).get('/webview').query({ token });
       expect(replay.status).toBe(401);
-      expect(replay.text).toContain('<h1>This sign-in link has already been used</h1>');
+      expect(replay.text).toContain('<h1>Эта ссылка для входа уже использована</h1>');
       expect(setCookies(replay)).toEqual([]);
 
       // The browser that signed in with it and reopens the same URL stays signed in, and no new session is made.
@@ -134,9 +117,9 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     for (const path of ['/webview/orders', '/webview/orders/new', '/webview/orders/DM-000001']) {
       const res = await request(stack.bridgeUrl).get(path);
       expect(res.status, path).toBe(401);
-      expect(res.text, path).toContain('<h1>Your session has ended</h1>');
+      expect(res.text, path).toContain('<h1>Сеанс завершён</h1>');
     }
-    expect((await request(stack.bridgeUrl).get('/webview')).text).toContain('Please open this page from the Company 1 app');
+    expect((await request(stack.bridgeUrl).get('/webview')).text).toContain('Откройте эту страницу из приложения «Компания 1»');
 
     const agent = await signIn(stack);
     const page = await agent.get('/webview/orders');
@@ -147,7 +130,7 @@ describe.each(DATABASES)('webview on %s', (kind) => {
 
     const out = await agent.post('/webview/sign-out').type('form').send({ _csrf: csrf });
     expect(out.status).toBe(200);
-    expect(out.text).toContain('You have signed out');
+    expect(out.text).toContain('<h1>Вы вышли</h1>');
     expect(await stack.bridge.db.kysely.selectFrom('webview_sessions').select('user_id').execute()).toEqual([]);
     expect((await agent.get('/webview/orders')).status).toBe(401);
   });
@@ -167,7 +150,7 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     for (const [what, body] of attempts) {
       const res = await agent.post('/webview/orders').type('form').send(body);
       expect(res.status, what).toBe(403);
-      expect(res.text, what).toContain('<h1>This form has expired</h1>');
+      expect(res.text, what).toContain('<h1>Форма устарела</h1>');
     }
     // No form body at all (another content type) is refused the same way.
     expect((await agent.post('/webview/orders').send({ ...orderForm(form) })).status).toBe(403);
@@ -193,7 +176,7 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     const orders = partnerOrdersOf(stack, 'double-user');
     expect(orders).toHaveLength(1);
     const order = orders[0]!;
-    expect(a.headers.location).toBe(`/webview/orders/${order.id}?created=1`);
+    expect(a.headers.location).toBe(`/webview/orders/${order.id}`);
     const posts = stack.partner.stats.requests.filter((r) => r.method === 'POST' && r.path === '/orders');
     expect(posts).toHaveLength(2);
     expect(posts[0]!.idempotencyKey).toMatch(/^webview-create:[0-9a-f]{64}$/);
@@ -221,9 +204,13 @@ describe.each(DATABASES)('webview on %s', (kind) => {
 
     const page = await agent.get(a.headers.location!);
     expect(page.status).toBe(200);
-    expect(page.text).toContain('Your order is placed.');
+    expect(page.text).toContain('Заказ оформлен. Менеджер скоро свяжется с вами.');
     expect(page.text).toContain('data-status="on_approval"');
-    expect(page.text).toContain('Passed to a Company 2 manager');
+    expect(page.text).toContain('Заказ передан менеджеру');
+    // Post/redirect/get: the notice was shown once; a reload does not bring it back.
+    const reloaded = await agent.get(a.headers.location!);
+    expect(reloaded.status).toBe(200);
+    expect(reloaded.text).not.toContain('Заказ оформлен. Менеджер скоро свяжется с вами.');
   });
 
   it('shows a comment with <script> as text, and escapes names from the token', async () => {
@@ -250,9 +237,9 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     const form = await openForm(agent);
     const res = await agent.post('/webview/orders').type('form').send(orderForm(form, { serviceId: 'no-such-service', firstName: ' ', phone: 'call me' }));
     expect(res.status).toBe(400);
-    expect(res.text).toContain('Please check the form');
-    expect(res.text).toContain('<a href="#serviceId">Choose a service</a>');
-    expect(res.text).toContain('<a href="#firstName">Enter your first name</a>');
+    expect(res.text).toContain('Проверьте форму');
+    expect(res.text).toContain('<a href="#serviceId">Выберите услугу</a>');
+    expect(res.text).toContain('<a href="#firstName">Укажите имя</a>');
     expect(res.text).toContain('aria-invalid="true" aria-describedby="phone-error"');
     expect(hiddenField(res.text, 'nonce')).toBe(form.nonce);
     expect(stack.partner.stats.count({ method: 'POST' })).toBe(0);
@@ -266,15 +253,15 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     stack.partner.faults.outage = true;
     const failed = await agent.post('/webview/orders').type('form').send(orderForm(form));
     expect(failed.status).toBe(503);
-    expect(failed.text).toContain('We could not place your order just now');
-    expect(failed.text).toContain('Trying again is safe');
+    expect(failed.text).toContain('<h1>Не удалось оформить заказ</h1>');
+    expect(failed.text).toContain('Повторить безопасно: заказ не будет оформлен дважды.');
     expect(hiddenField(failed.text, 'nonce')).toBe(form.nonce);
     expect(await stack.bridge.db.kysely.selectFrom('orders').select('order_id').execute()).toEqual([]);
 
     // The list still renders, saying it may be stale.
     const list = await agent.get('/webview/orders');
     expect(list.status).toBe(200);
-    expect(list.text).toContain('Company 1 is not answering right now');
+    expect(list.text).toContain('Приложение «Компания 1» сейчас не отвечает');
 
     stack.partner.faults.outage = false;
     const retryFields = Object.fromEntries(
@@ -327,12 +314,12 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     // The user sees it in the webview all the same.
     const agent = await signIn(stack, 'app-user');
     const list = await agent.get('/webview/orders');
-    expect(list.text).toContain(`Order ${created.id}`);
+    expect(list.text).toContain(`Заказ ${created.id}`);
     const page = await agent.get(`/webview/orders/${created.id}`);
-    expect(page.text).toContain('In the Company 1 app');
+    expect(page.text).toContain('В приложении «Компания 1»');
   });
 
-  it('cancels where the transitions allow it, once; not after the order is in work; never another user’s order', async () => {
+  it('cancels in two steps (a page that asks, then its POST) where the transitions allow it, once; not after the order is in work; never another user’s order', async () => {
     stack = await testStack(kind, `webview-cancel-${kind}`);
     await stack.bridge.ready;
     const agent = await signIn(stack, 'cancel-user');
@@ -343,12 +330,22 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     await drained(stack);
 
     const page = await agent.get(created.headers.location!);
-    expect(page.text).toContain('Cancel this order');
-    const csrf = hiddenField(page.text, '_csrf');
+    const cancelHref = `/webview/orders/${order!.id}/cancel`;
+    expect(page.text).toContain(`<a class="button button-danger" href="${cancelHref}">Отменить заказ</a>`);
+    // The first step only asks: a GET changes nothing, and its form (with the CSRF token) cancels.
+    const confirm = await agent.get(cancelHref);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('<h1>Отменить заказ?</h1>');
+    expect(confirm.text).toContain(`<form method="post" action="${cancelHref}" class="cancel-form">`);
+    expect(confirm.text).toContain(`<a class="button button-secondary button-wide" href="/webview/orders/${order!.id}">Нет, вернуться к заказу</a>`);
+    expect(stack.partner.stats.count({ method: 'PATCH', pathPrefix: `/orders/${order!.id}` })).toBe(1); // additionalInfo only
+    expect(stack.partner.orders.get(order!.id)!.status).toBe('on_approval');
+    const csrf = hiddenField(confirm.text, '_csrf');
 
     // Someone else cannot see or cancel it.
     const stranger = await signIn(stack, 'stranger');
     expect((await stranger.get(`/webview/orders/${order!.id}`)).status).toBe(404);
+    expect((await stranger.get(cancelHref)).status).toBe(404);
     const strangerPage = await stranger.get('/webview/orders');
     const strangerCancel = await stranger.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(strangerPage.text, '_csrf') });
     expect(strangerCancel.status).toBe(404);
@@ -359,30 +356,89 @@ describe.each(DATABASES)('webview on %s', (kind) => {
       agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: csrf }),
     ]);
     expect([x.status, y.status]).toEqual([303, 303]);
-    expect(x.headers.location).toBe(`/webview/orders/${order!.id}?cancelled=1`);
+    expect(x.headers.location).toBe(`/webview/orders/${order!.id}`);
     const patches = stack.partner.stats.requests.filter((r) => r.method === 'PATCH' && r.path === `/orders/${order!.id}` && (r.body as { status?: string }).status === 'cancelled');
     expect(patches.length).toBeGreaterThan(0);
     expect(new Set(patches.map((p) => p.idempotencyKey)).size).toBe(1);
     expect(patches[0]!.body).toEqual({ status: 'cancelled', additionalInfo: stack.partner.orders.get(order!.id)!.additionalInfo });
     const after = await agent.get(x.headers.location!);
     expect(after.text).toContain('data-status="cancelled"');
-    expect(after.text).toContain('Your order is cancelled.');
-    expect(after.text).not.toContain('Cancel this order');
+    expect(after.text).toContain('Заказ отменён.');
+    expect(after.text).not.toContain(cancelHref);
+    expect((await agent.get(x.headers.location!)).text).not.toContain('<p class="notice notice-success"');
+    expect((await agent.get(cancelHref)).status).toBe(409);
 
     // An order in work cannot be cancelled (the mappings' transitions say so).
     const secondForm = await openForm(agent);
     const second = await agent.post('/webview/orders').type('form').send(orderForm(secondForm));
-    const secondId = decodeURIComponent(second.headers.location!.split('/').pop()!.split('?')[0]!);
+    const secondId = decodeURIComponent(second.headers.location!.split('/').pop()!);
     const dealId = (await waitFor('additionalInfo', () => stack!.partner.orders.get(secondId)?.additionalInfo ?? undefined)).externalId;
     await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' });
     await waitFor('in_work', () => stack!.partner.orders.get(secondId)?.status === 'in_work');
     const inWork = await agent.get(`/webview/orders/${secondId}`);
     expect(inWork.text).toContain('data-status="in_work"');
-    expect(inWork.text).not.toContain('Cancel this order');
+    expect(inWork.text).not.toContain(`/webview/orders/${secondId}/cancel`);
+    const asked = await agent.get(`/webview/orders/${secondId}/cancel`);
+    expect(asked.status).toBe(409);
+    expect(asked.text).toContain('<h1>Этот заказ уже нельзя отменить</h1>');
+    expect(asked.text).toContain('Сейчас его статус — «В работе».');
     const refused = await agent.post(`/webview/orders/${secondId}/cancel`).type('form').send({ _csrf: hiddenField(inWork.text, '_csrf') });
     expect(refused.status).toBe(409);
-    expect(refused.text).toContain('This order can no longer be cancelled');
+    expect(refused.text).toContain('<h1>Этот заказ уже нельзя отменить</h1>');
     expect(stack.partner.orders.get(secondId)!.status).toBe('in_work');
+  });
+
+  it('the timeline says what changed (confirmed, in work, cost 4 900 ₽, paid, subscription status); the subscription row only once it applies', async () => {
+    stack = await testStack(kind, `webview-timeline-${kind}`);
+    await stack.bridge.ready;
+    const agent = await signIn(stack, 'timeline-user');
+    const form = await openForm(agent);
+    const created = await agent.post('/webview/orders').type('form').send(orderForm(form));
+    expect(created.status).toBe(303);
+    const orderId = partnerOrdersOf(stack, 'timeline-user')[0]!.id;
+    const dealId = (await waitFor('additionalInfo', () => stack!.partner.orders.get(orderId)?.additionalInfo ?? undefined)).externalId;
+    await drained(stack);
+    const events = (html: string) => [...html.matchAll(/<span class="event">([^<]*)<\/span>/g)].map((m) => m[1]!.replace(/\s/g, ' '));
+
+    const fresh = await agent.get(created.headers.location!);
+    expect(fresh.text).not.toContain('data-fact="subscription"');
+    expect(events(fresh.text)).toEqual(['Заказ оформлен', 'Заказ передан менеджеру']);
+
+    const current = () => stack!.partner.orders.get(orderId)!;
+    // Skipped stages still each say what they changed.
+    await confirmAndPay(stack, orderId);
+    const subscriptionField = stack.amo.fieldIdByName('leads', 'Subscription status');
+    await stack.amo.moveLead(dealId, { statusName: 'Submit Subscription Status' }, { customFields: [{ field_id: subscriptionField, values: [{ value: 'Активен' }] }] });
+    // A Russian value: it travels in the stage step's Idempotency-Key too.
+    await waitFor('the subscription status', () => current().subscriptionStatus === 'Активен');
+
+    const page = await agent.get(created.headers.location!);
+    expect(events(page.text)).toEqual([...CONFIRMED_AND_PAID, 'Статус абонемента: Активен']);
+    expect(page.text).toContain('<div data-fact="subscription"><dt>Абонемент</dt><dd>Активен</dd></div>');
+    expect(page.text).toContain('<dd>4\u00a0900\u00a0₽</dd>');
+    expect(page.text).toContain('<dd>Оплачен</dd>');
+    const list = await agent.get('/webview/orders');
+    expect(list.text).toContain('data-fact="subscription"');
+  });
+
+  it('speaks English with WEBVIEW_LOCALE=en: <html lang>, texts and plural forms', async () => {
+    stack = await testStack(kind, `webview-english-${kind}`, { env: { WEBVIEW_LOCALE: 'en', WEBVIEW_ORDER_LIMIT: '1/1h' } });
+    const agent = await signIn(stack, 'english-user', { givenName: 'Olga', familyName: 'Smith' });
+    const list = await agent.get('/webview/orders');
+    expect(list.text).toContain('<html lang="en">');
+    expect(list.text).toContain('<h1>My orders</h1>');
+    expect(list.text).toContain('<title>My orders · Company 2</title>');
+    const form = await openForm(agent);
+    expect(form.html).toContain('<label for="serviceId">Trial lesson</label>');
+    expect((await agent.post('/webview/orders').type('form').send(orderForm(form))).status).toBe(303);
+    const limited = await agent.get('/webview/orders/new');
+    expect(limited.status).toBe(429);
+    expect(limited.text).toContain('You have placed 1 order in 1 hour.');
+    expect(limited.text).toMatch(/You can place a new order in (59|60) minutes\./);
+    expect(limited.text).not.toMatch(/[а-яё]/i);
+    const orders = await agent.get('/webview/orders');
+    expect(orders.text).toContain('<dt>Cost</dt><dd>Not set yet</dd>');
+    expect(orders.text).toContain('<span class="status status-on_approval" data-status="on_approval">In processing</span>');
   });
 
   it('before stage 3 the webview shows orders but has no new-order form', async () => {
@@ -392,7 +448,7 @@ describe.each(DATABASES)('webview on %s', (kind) => {
     const list = await agent.get('/webview/orders');
     expect(list.status).toBe(200);
     expect(list.text).not.toContain('/webview/orders/new');
-    expect(list.text).toContain('New orders are placed in the Company 1 app for now.');
+    expect(list.text).toContain('Пока новые заказы оформляются в приложении «Компания 1».');
     expect((await agent.get('/webview/orders/new')).status).toBe(403);
     const csrf = hiddenField(list.text, '_csrf');
     const post = await agent

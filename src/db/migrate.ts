@@ -4,6 +4,7 @@ import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_webview.js';
 import * as m003 from './migrations/003_api_keys.js';
 import * as m004 from './migrations/004_job_states.js';
+import * as m005 from './migrations/005_webview_signins_and_history.js';
 import * as m006 from './migrations/006_deal_updates.js';
 import * as m012 from './migrations/012_retention.js';
 
@@ -14,6 +15,7 @@ export async function migrate(db: Db): Promise<void> {
     '002_webview': m002,
     '003_api_keys': m003,
     '004_job_states': m004,
+    '005_webview_signins_and_history': m005,
     '006_deal_updates': m006,
     '012_retention': m012,
   };

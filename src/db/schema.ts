@@ -19,6 +19,8 @@ export interface Database {
   webview_sessions: WebviewSessionsTable;
   webview_orders: WebviewOrdersTable;
   deal_updates: DealUpdatesTable;
+  webview_pending_signins: WebviewPendingSigninsTable;
+  order_history: OrderHistoryTable;
 }
 
 /** Every accepted webhook, raw, before any work is done on it. */
@@ -142,7 +144,7 @@ export interface KvTable {
 
 /** Webview sign-in tokens already used (replay protection), kept until they expire. */
 export interface WebviewTokensTable {
-  /** `jti:<jti>`, or `sha256:<hex>` of the whole token when it carries no jti. */
+  /** `jti:<jti>`, or `sig:<hex>` (SHA-256 of the decoded signature) when it carries no jti. */
   token_id: string;
   user_id: string;
   used_at: number;
@@ -187,6 +189,31 @@ export interface DealUpdatesTable {
   deal_id: number;
   noted_at: number | null;
   moved_at: number | null;
+}
+
+/**
+ * A sign-in link for another user, opened while a session exists ("Continue as …?"):
+ * bound to that session (the hash of its id) until the user confirms or it expires.
+ */
+export interface WebviewPendingSigninsTable extends Omit<WebviewSessionsTable, 'id_hash'> {
+  /** The session that must confirm: the hash of its id (webview_sessions.id_hash). */
+  session_hash: string;
+}
+
+/** Who made a recorded change of an order: Company 1 (webhook), the stage table (bridge), the user (webview). */
+export type OrderHistorySource = 'partner' | 'bridge' | 'webview';
+
+/** Each picture of an order the bridge recorded, by Company 1's updatedAt: what the timeline diffs. */
+export interface OrderHistoryTable {
+  order_id: string;
+  /** The order's updatedAt (ms). */
+  partner_updated_at: number;
+  recorded_at: number;
+  source: OrderHistorySource;
+  status: string;
+  cost: number | null;
+  paid: number;
+  subscription_status: string | null;
 }
 
 export type Job = Selectable<JobsTable>;

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
 import type { Order, OrderWebhook } from '../partner/schema.js';
 import { ORDER_SYNC, syncJobs } from '../sync/jobs.js';
+import { recordOrderHistory } from '../sync/order-history.js';
 
 export type AcceptResult = { accepted: true; inboxId: number } | { accepted: false; reason: 'duplicate' };
 
@@ -108,6 +109,7 @@ export async function recordOrder(
       });
     })
     .execute();
+  await recordOrderHistory(trx, order, source.origin === 'webview' ? 'webview' : 'partner', now);
 
   await syncJobs.enqueue(trx, ORDER_SYNC, { orderId: order.id }, { key: `order:${order.id}`, inboxId: source.inboxId ?? null }, now);
 }

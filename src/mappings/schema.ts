@@ -39,6 +39,55 @@ export const orderEventsSchema = z
     rejectedByPartner: orderEventActionSchema,
   })
   .strict();
+// The webview's section (`webview:`): what its pages call things, per locale, so no brand
+// is written in code. Kept in this one block.
+
+const localized = z.object({ ru: z.string().min(1), en: z.string().min(1) }).strict();
+
+const timeZone = z.string().refine(
+  (zone) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an IANA time zone, e.g. Europe/Moscow' },
+);
+
+export const webviewSectionSchema = z
+  .object({
+    /** Company 2, as the page's header and texts name it. */
+    brand: localized,
+    /** The partner's app the page opens in (Company 1's), named in «quotes». */
+    partnerApp: localized,
+    /** Shown at the foot of every page: at least one of phone and e-mail. */
+    support: z
+      .object({ phone: z.string().min(3).max(40).optional(), email: z.email().optional() })
+      .strict()
+      .refine((s) => s.phone !== undefined || s.email !== undefined, { message: 'needs a phone or an email' }),
+    /** Each service's name per locale, by service id (every id of `services`). */
+    services: z.record(z.string().min(1), localized),
+    /** Dates and times on the pages are in this zone (default Europe/Moscow). */
+    timeZone: timeZone.default('Europe/Moscow'),
+  })
+  .strict();
+export type WebviewSection = z.infer<typeof webviewSectionSchema>;
+
+/** The webview names every service, and only services that exist. */
+function everyServiceNamedInWebview(
+  file: { services: Array<{ id: string }>; webview: WebviewSection },
+  ctx: z.RefinementCtx,
+): void {
+  const ids = new Set(file.services.map((s) => s.id));
+  for (const id of ids) {
+    if (!file.webview.services[id]) ctx.addIssue({ code: 'custom', path: ['webview', 'services', id], message: `no name for service ${id}` });
+  }
+  for (const id of Object.keys(file.webview.services)) {
+    if (!ids.has(id)) ctx.addIssue({ code: 'custom', path: ['webview', 'services', id], message: `no service ${id} in services` });
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 
@@ -59,6 +108,7 @@ export const mappingsFileSchema = z
       })
       .strict(),
     services: z.array(z.object({ id: z.string().min(1), name: z.string().min(1) }).strict()).min(1),
+    webview: webviewSectionSchema,
     stages: z
       .array(
         z
@@ -72,7 +122,8 @@ export const mappingsFileSchema = z
       .min(1),
     orderEvents: orderEventsSchema,
   })
-  .strict();
+  .strict()
+  .superRefine(everyServiceNamedInWebview);
 export type MappingsFile = z.infer<typeof mappingsFileSchema>;
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
@@ -5,6 +6,7 @@ import { outcomeOf, type Metrics } from '../metrics.js';
 import {
   changedOrdersQuerySchema,
   conflictSchema,
+  isOrderId,
   orderListSchema,
   orderPageSchema,
   orderSchema,
@@ -86,8 +88,8 @@ export class PartnerClient {
     this.health = options.health;
   }
 
-  getOrder(id: string): Promise<Order> {
-    return this.request('GET', `/orders/${encodeURIComponent(id)}`, '/orders/:id', orderSchema);
+  async getOrder(id: string): Promise<Order> {
+    return this.request('GET', orderPath(id), '/orders/:id', orderSchema);
   }
 
   async listOrders(userId: string): Promise<Order[]> {
@@ -116,8 +118,8 @@ export class PartnerClient {
     return this.request('POST', '/orders', '/orders', orderSchema, { body: input, idempotencyKey });
   }
 
-  patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
-    return this.request('PATCH', `/orders/${encodeURIComponent(id)}`, '/orders/:id', orderSchema, {
+  async patchOrder(id: string, patch: OrderPatch, idempotencyKey: string): Promise<Order> {
+    return this.request('PATCH', orderPath(id), '/orders/:id', orderSchema, {
       body: patch,
       idempotencyKey,
     });
@@ -138,11 +140,9 @@ export class PartnerClient {
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.idempotencyKey !== undefined) {
       if (!options.idempotencyKey) throw new TypeError('idempotencyKey must not be empty');
-      headers['Idempotency-Key'] = options.idempotencyKey;
+      headers['Idempotency-Key'] = headerSafeKey(options.idempotencyKey);
     }
     const url = new URL(path.replace(/^\//, ''), this.baseUrl);
-    // The label names the route, not the order: `/orders/:id`, `/orders`.
-    const endpoint = path.split('?')[0]!.replace(/^\/orders\/[^/]+/, '/orders/:id');
 
     // One signal for headers and body: a server that sends headers and then stalls
     // must time out too, not hang the worker.
@@ -191,6 +191,29 @@ export class PartnerClient {
   private observe(method: string, route: string, outcome: number | 'timeout' | 'network', reason?: string): void {
     this.metrics?.partnerRequests.inc({ endpoint: `${method} ${route}`, outcome: outcomeOf(outcome) });
     this.health?.record(partnerSignal(outcome, reason));
+  }
+}
+
+/**
+ * A key as an HTTP header value can carry it: fetch refuses anything beyond Latin-1, and a
+ * key made of a step's values (a Russian subscription status, say) would fail every
+ * attempt. Such a key goes as its SHA-256, the same for the same key, so it still dedupes.
+ */
+export function headerSafeKey(key: string): string {
+  return /^[\x21-\x7e]+$/.test(key) ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/** `/orders/{id}`; an id that is not one (`..` would resolve to `/`) is never sent. */
+function orderPath(id: string): string {
+  if (!isOrderId(id)) throw new InvalidOrderIdError(id);
+  return `/orders/${id}`;
+}
+
+/** A caller passed something that is not an order id: a bug or unchecked input, never retried. */
+export class InvalidOrderIdError extends PermanentError {
+  override name = 'InvalidOrderIdError';
+  constructor(id: string) {
+    super(`not an order id: ${JSON.stringify(id.slice(0, 120))}`);
   }
 }
 

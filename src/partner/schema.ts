@@ -16,6 +16,18 @@ export const orderStatusSchema = z.enum([
 ]);
 export type OrderStatus = z.infer<typeof orderStatusSchema>;
 
+/**
+ * An order id as the bridge accepts it wherever one enters (webhooks, API answers, the
+ * webview's and the admin API's routes): it becomes a path segment of Company 1's API
+ * (`/orders/{id}`), where `.` or `..` would name another resource (`GET /`, `GET /orders/`).
+ */
+export const ORDER_ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+export const orderIdSchema = z.string().regex(ORDER_ID_PATTERN, 'must be 1 to 100 of A-Z a-z 0-9 _ -');
+
+export function isOrderId(value: unknown): value is string {
+  return typeof value === 'string' && ORDER_ID_PATTERN.test(value);
+}
+
 export const additionalInfoSchema = z.object({
   contactId: z.number().int(),
   externalId: z.number().int(),
@@ -32,7 +44,7 @@ export const customerSchema = z.object({
 export type Customer = z.infer<typeof customerSchema>;
 
 export const orderSchema = z.object({
-  id: z.string().min(1).max(100),
+  id: orderIdSchema,
   userId: z.string().min(1).max(100),
   serviceId: z.string().min(1).max(100),
   status: orderStatusSchema,

@@ -12,6 +12,7 @@ import { mapLimited } from './intake.js';
 import { DEAL_RECONCILE, type SyncJobHandler, syncJobs } from './jobs.js';
 import { type DealState, planOrderUpdate } from './plan-order-update.js';
 import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
+import { recordOrderHistory } from './order-history.js';
 
 export interface ReconcileDeps {
   db: Db;
@@ -124,6 +125,7 @@ export async function saveSnapshot(db: Db, order: Order): Promise<void> {
 /** saveSnapshot inside the caller's transaction: only a newer picture replaces the recorded one. */
 export async function writeSnapshot(executor: Kysely<Database>, order: Order): Promise<void> {
   const at = Date.parse(order.updatedAt) || Date.now();
+  await recordOrderHistory(executor, order, 'bridge');
   await executor
     .updateTable('orders')
     .set({ snapshot: JSON.stringify(order), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
-import type { Order as OrderRow } from '../db/schema.js';
+import type { Database, Order as OrderRow } from '../db/schema.js';
 import { recordOrder } from '../inbox/accept-partner-event.js';
-import { DEAL_RECONCILE, ORDER_SYNC } from './jobs.js';
+import { DEAL_RECONCILE, ORDER_SYNC, syncJobs } from './jobs.js';
 import { HttpError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { MappingsFile } from '../mappings/schema.js';
 import { type Customer, type Order, type OrderStatus, orderSchema } from '../partner/schema.js';
 import { desiredAdditionalInfo } from './additional-info.js';
+import { changesBetween, type OrderChange, type OrderHistoryPoint, type OrderState, readOrderHistory, recordOrderHistory } from './order-history.js';
 import type { PartnerPort } from './ports.js';
-import { enqueue } from '../queue/enqueue.js';
 import { saveSnapshot, writeSnapshot } from './reconcile.js';
 
 /**
@@ -22,11 +23,18 @@ import { saveSnapshot, writeSnapshot } from './reconcile.js';
 /** What the webview reads of the mappings file: nothing here needs amoCRM's ids. */
 export type WebviewMappings = Pick<MappingsFile, 'integrationStage' | 'services' | 'partner'>;
 
+/** WEBVIEW_ORDER_LIMIT: at most `max` orders per user created in any `windowMs`. */
+export interface OrderLimit {
+  max: number;
+  windowMs: number;
+}
+
 export interface WebviewOrdersDeps {
   db: Db;
   partner: PartnerPort;
   mappings: WebviewMappings;
   logger: Logger;
+  orderLimit: OrderLimit;
   /** Called after an order.sync job was committed, so the worker starts at once. */
   onWorkEnqueued(): void;
 }
@@ -35,7 +43,6 @@ export interface WebviewOrdersDeps {
 export interface OrderSummary {
   id: string;
   serviceId: string;
-  serviceName: string;
   status: OrderStatus;
   cost: number | null;
   paid: boolean;
@@ -48,11 +55,8 @@ export interface OrderSummary {
 /** One event of an order's life; the webview words it (src/webview/format.ts). */
 export type TimelineEntry = { at: number } & (
   | { event: 'placed'; origin: 'webview' | 'partner' }
-  | { event: 'received' }
   | { event: 'with_manager' }
-  | { event: 'reported'; status: OrderStatus }
-  | { event: 'manager_update' }
-  | { event: 'now'; status: OrderStatus; changed: boolean }
+  | { event: 'changed'; change: OrderChange }
 );
 
 export interface OrderDetails {
@@ -82,15 +86,10 @@ export function webviewCreateKey(userId: string, nonce: string): string {
   return `webview-create:${createHash('sha256').update(`${userId}\n${nonce}`).digest('hex')}`;
 }
 
-export function serviceName(mappings: WebviewMappings, serviceId: string): string {
-  return mappings.services.find((s) => s.id === serviceId)?.name ?? serviceId;
-}
-
-function summarize(mappings: WebviewMappings, order: Order, row: OrderRow | undefined): OrderSummary {
+function summarize(order: Order, row: OrderRow | undefined): OrderSummary {
   return {
     id: order.id,
     serviceId: order.serviceId,
-    serviceName: serviceName(mappings, order.serviceId),
     status: order.status,
     cost: order.cost,
     paid: order.paid,
@@ -111,18 +110,14 @@ function snapshotOf(row: OrderRow): Order | undefined {
  * (whether a manager has it). Orders the bridge recorded that the live list lacks (a list
  * that trails a create) are kept. Newest first.
  */
-export function mergeOrders(
-  mappings: WebviewMappings,
-  live: Order[] | undefined,
-  rows: OrderRow[],
-): OrderSummary[] {
+export function mergeOrders(live: Order[] | undefined, rows: OrderRow[]): OrderSummary[] {
   const rowOf = new Map(rows.map((r) => [r.order_id, r]));
   const byId = new Map<string, OrderSummary>();
-  for (const order of live ?? []) byId.set(order.id, summarize(mappings, order, rowOf.get(order.id)));
+  for (const order of live ?? []) byId.set(order.id, summarize(order, rowOf.get(order.id)));
   for (const row of rows) {
     if (byId.has(row.order_id)) continue;
     const snapshot = snapshotOf(row);
-    if (snapshot) byId.set(row.order_id, summarize(mappings, snapshot, row));
+    if (snapshot) byId.set(row.order_id, summarize(snapshot, row));
   }
   return [...byId.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
 }
@@ -131,57 +126,61 @@ export function mergeOrders(
 export interface TimelineFacts {
   order: Order;
   row: OrderRow | undefined;
-  /** Done jobs of the order's key (`order:<id>`): intake and stage reconciles. */
+  /** The status orders are created in (the mappings' partner.initialStatus). */
+  initialStatus: OrderStatus;
+  /** Done jobs of the order's key (`order:<id>`): the first intake after the deal was linked. */
   jobs: Array<{ kind: string; updatedAt: number }>;
-  /** Company 1's webhooks about the order: what it said, when. */
-  reports: Array<{ receivedAt: number; type: string; status: OrderStatus }>;
+  /** The order's recorded pictures (order_history), oldest first. */
+  history: OrderHistoryPoint[];
 }
 
+const stateOf = (order: Order): OrderState => ({
+  status: order.status,
+  cost: order.cost,
+  paid: order.paid,
+  subscriptionStatus: order.subscriptionStatus,
+});
+
 /**
- * The order's timeline, from Company 1's createdAt/updatedAt and the bridge's records:
- * the row (when Company 2 received the order), the first finished intake job after the
- * deal was linked (when a manager got it), Company 1's status reports, the updates the
- * bridge made from the manager's pipeline, and the order as it stands. Oldest first.
+ * The order's timeline: placed (Company 1's createdAt), passed to a manager (the first
+ * finished intake once the deal exists), then each change a person would notice, at
+ * Company 1's updatedAt of the picture that first showed it: from the order as created
+ * through every recorded picture to the order as it is now. Oldest first.
  */
 export function buildTimeline(facts: TimelineFacts): TimelineEntry[] {
   const { order, row } = facts;
   const entries: TimelineEntry[] = [];
   const createdAt = Date.parse(order.createdAt);
-  const updatedAt = Date.parse(order.updatedAt);
-  const webview = row?.origin === 'webview';
-
   if (Number.isFinite(createdAt)) {
-    entries.push({ at: createdAt, event: 'placed', origin: webview ? 'webview' : 'partner' });
+    entries.push({ at: createdAt, event: 'placed', origin: row?.origin === 'webview' ? 'webview' : 'partner' });
   }
-  if (row) entries.push({ at: row.created_at, event: 'received' });
-
   const intake = facts.jobs.filter((j) => j.kind === ORDER_SYNC).sort((a, b) => a.updatedAt - b.updatedAt)[0];
-  if (row?.deal_id != null && intake) {
-    entries.push({ at: intake.updatedAt, event: 'with_manager' });
-  }
+  if (row?.deal_id != null && intake) entries.push({ at: intake.updatedAt, event: 'with_manager' });
 
-  let lastReported: OrderStatus | undefined;
-  for (const report of [...facts.reports].sort((a, b) => a.receivedAt - b.receivedAt)) {
-    // order.created repeats "placed"; a report of an unchanged status says nothing new.
-    if (report.type === 'order.created' || report.status === lastReported) {
-      lastReported = report.status;
-      continue;
-    }
-    lastReported = report.status;
-    entries.push({ at: report.receivedAt, event: 'reported', status: report.status });
+  const pictures = [...facts.history].sort((a, b) => a.at - b.at);
+  const updatedAt = Date.parse(order.updatedAt);
+  const last = pictures.at(-1);
+  // The order as it is now closes the walk, unless a recorded picture is as new.
+  if (!last || (Number.isFinite(updatedAt) && updatedAt > last.at)) {
+    pictures.push({ at: Number.isFinite(updatedAt) ? updatedAt : Date.now(), ...stateOf(order) });
   }
-
-  for (const job of facts.jobs.filter((j) => j.kind === DEAL_RECONCILE)) {
-    entries.push({ at: job.updatedAt, event: 'manager_update' });
+  let state: OrderState = { status: facts.initialStatus, cost: null, paid: false, subscriptionStatus: null };
+  for (const picture of pictures) {
+    for (const change of changesBetween(state, picture)) entries.push({ at: picture.at, event: 'changed', change });
+    state = picture;
   }
-
   // A stable sort keeps the logical order of entries made in the same millisecond.
-  entries.sort((a, b) => a.at - b.at);
-  // The order as it stands closes the timeline, at its own time, whatever the clocks of
-  // the two systems say (the bridge's record of a change can trail Company 1's updatedAt).
-  const changed = Number.isFinite(updatedAt) && updatedAt > createdAt;
-  entries.push({ at: changed ? updatedAt : createdAt, event: 'now', status: order.status, changed });
-  return entries;
+  return entries.sort((a, b) => a.at - b.at);
+}
+
+/** Whether another order may be created now: the user's webview orders started in the window. Pure. */
+export type LimitDecision = { allowed: true } | { allowed: false; count: number; retryAt: number };
+
+export function decideOrderLimit(startedAt: number[], limit: OrderLimit, now: number): LimitDecision {
+  const recent = startedAt.filter((t) => t > now - limit.windowMs).sort((a, b) => a - b);
+  if (recent.length < limit.max) return { allowed: true };
+  // A place frees up when enough of the oldest orders have left the window.
+  return { allowed: false, count: recent.length, retryAt: recent[recent.length - limit.max]! + limit.windowMs };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -214,19 +213,31 @@ export async function createWebviewOrder(deps: WebviewOrdersDeps, input: CreateW
 
   // Before the create is sent: Company 1 may echo it as order.created before the answer is
   // recorded, and the worker must know that order is the webview's (see markOutsideWebview).
-  await deps.db.kysely
-    .insertInto('webview_orders')
-    .values({
-      idempotency_key: key,
-      user_id: input.userId,
-      service_id: input.serviceId,
-      comment: input.comment ?? null,
-      started_at: now,
-      order_id: null,
-      recorded_at: null,
-    })
-    .onConflict((oc) => oc.column('idempotency_key').doNothing())
-    .execute();
+  // The same transaction counts the user's orders against WEBVIEW_ORDER_LIMIT, so a
+  // refused attempt calls no one.
+  await deps.db.kysely.transaction().execute(async (trx) => {
+    await lockUser(trx, deps.db.dialect, input.userId);
+    const retry = await trx.selectFrom('webview_orders').select('idempotency_key').where('idempotency_key', '=', key).executeTakeFirst();
+    // The same form again (a double submit, a retry after an error) is not another order.
+    if (retry) return;
+    const decision = decideOrderLimit(await startedWithin(trx, input.userId, deps.orderLimit, now), deps.orderLimit, now);
+    if (!decision.allowed) {
+      deps.logger.warn('webview.order.limit_reached', { userId: input.userId, orders: decision.count, retryAt: decision.retryAt });
+      throw new OrderLimitReached(decision.count, decision.retryAt);
+    }
+    await trx
+      .insertInto('webview_orders')
+      .values({
+        idempotency_key: key,
+        user_id: input.userId,
+        service_id: input.serviceId,
+        comment: input.comment ?? null,
+        started_at: now,
+        order_id: null,
+        recorded_at: null,
+      })
+      .execute();
+  });
 
   let order: Order;
   try {
@@ -262,16 +273,52 @@ export async function createWebviewOrder(deps: WebviewOrdersDeps, input: CreateW
   return order;
 }
 
+/** A user who has created WEBVIEW_ORDER_LIMIT orders in its window; nothing was sent. */
+export class OrderLimitReached extends Error {
+  override name = 'OrderLimitReached';
+  constructor(
+    readonly count: number,
+    /** Epoch ms from which one more order will be accepted. */
+    readonly retryAt: number,
+  ) {
+    super(`the user created ${count} orders in the window; the next one is possible at ${new Date(retryAt).toISOString()}`);
+  }
+}
+
+/** Whether the user may create an order now (the new-order form asks before it is shown). */
+export async function orderLimitState(deps: WebviewOrdersDeps, userId: string, now = Date.now()): Promise<LimitDecision> {
+  return decideOrderLimit(await startedWithin(deps.db.kysely, userId, deps.orderLimit, now), deps.orderLimit, now);
+}
+
+async function startedWithin(db: Kysely<Database>, userId: string, limit: OrderLimit, now: number): Promise<number[]> {
+  const rows = await db
+    .selectFrom('webview_orders')
+    .select('started_at')
+    .where('user_id', '=', userId)
+    .where('started_at', '>', now - limit.windowMs)
+    .execute();
+  return rows.map((r) => r.started_at);
+}
+
+/**
+ * Serializes the limit check of one user across instances. PostgreSQL: a transaction
+ * advisory lock on the user id (released at commit). SQLite: one process owns the file and
+ * Kysely runs its transactions one at a time on the single connection, so there is nothing to add.
+ */
+async function lockUser(trx: Transaction<Database>, dialect: Db['dialect'], userId: string): Promise<void> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtextextended(${`webview-order:${userId}`}, 0))`.execute(trx);
+}
+
 /** The user's orders; `live` is false when Company 1 did not answer. */
 export async function listUserOrders(deps: WebviewOrdersDeps, userId: string): Promise<{ orders: OrderSummary[]; live: boolean }> {
   const rows = await deps.db.kysely.selectFrom('orders').selectAll().where('user_id', '=', userId).execute();
   try {
     const live = await deps.partner.listOrders(userId);
     // Company 1 answers by userId; anything else in the answer is not this user's.
-    return { orders: mergeOrders(deps.mappings, live.filter((o) => o.userId === userId), rows), live: true };
+    return { orders: mergeOrders(live.filter((o) => o.userId === userId), rows), live: true };
   } catch (error) {
     deps.logger.warn('webview.partner_unavailable', { userId, operation: 'list', error: String(error) });
-    return { orders: mergeOrders(deps.mappings, undefined, rows), live: false };
+    return { orders: mergeOrders(undefined, rows), live: false };
   }
 }
 
@@ -296,28 +343,29 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
   }
   if (order.userId !== userId) return undefined;
 
-  const [comment, jobs, reports] = await Promise.all([
+  const [comment, jobs, history] = await Promise.all([
     webviewCommentOf(db, orderId),
     db.kysely
       .selectFrom('jobs')
-      .select(['kind', 'updated_at', 'inbox_id'])
+      .select(['kind', 'updated_at'])
       .where('job_key', '=', `order:${orderId}`)
       .where('status', '=', 'done')
       .orderBy('id')
       .execute(),
-    reportsOf(db, orderId),
+    readOrderHistory(db.kysely, orderId),
   ]);
 
   return {
-    summary: summarize(deps.mappings, order, row),
+    summary: summarize(order, row),
     order,
     live,
     comment,
     timeline: buildTimeline({
       order,
       row,
+      initialStatus: deps.mappings.partner.initialStatus,
       jobs: jobs.map((j) => ({ kind: j.kind, updatedAt: j.updated_at })),
-      reports,
+      history,
     }),
     cancellable: live && canCancel(deps.mappings, order.status),
   };
@@ -327,31 +375,6 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
 export async function webviewCommentOf(db: Db, orderId: string): Promise<string | null> {
   const created = await db.kysely.selectFrom('webview_orders').select('comment').where('order_id', '=', orderId).orderBy('started_at').executeTakeFirst();
   return created?.comment ?? null;
-}
-
-/** Company 1's webhooks about the order, from the inbox rows its jobs were enqueued with. */
-async function reportsOf(db: Db, orderId: string): Promise<TimelineFacts['reports']> {
-  const rows = await db.kysely
-    .selectFrom('jobs')
-    .innerJoin('inbox', 'inbox.id', 'jobs.inbox_id')
-    .select(['inbox.received_at', 'inbox.body'])
-    .where('jobs.job_key', '=', `order:${orderId}`)
-    .where('jobs.kind', '=', ORDER_SYNC)
-    .where('inbox.source', '=', 'partner')
-    .execute();
-  const reports: TimelineFacts['reports'] = [];
-  for (const row of rows) {
-    try {
-      const body = JSON.parse(row.body) as { type?: unknown; data?: unknown };
-      const order = orderSchema.safeParse(body.data);
-      if (order.success && order.data.id === orderId && typeof body.type === 'string') {
-        reports.push({ receivedAt: row.received_at, type: body.type, status: order.data.status });
-      }
-    } catch {
-      // A stored body is verified JSON; an unreadable one just adds nothing to the timeline.
-    }
-  }
-  return reports;
 }
 
 export type CancelOutcome =
@@ -398,11 +421,13 @@ export async function cancelWebviewOrder(deps: WebviewOrdersDeps, userId: string
     throw error;
   }
   if (row) {
-    // The order.sync job tells the deal (the reverse table's note and move), as an
+    // The user's own change, recorded as theirs (writeSnapshot would call it the bridge's);
+    // the order.sync job tells the deal (the reverse table's note and move), as an
     // order.updated webhook from Company 1 would.
     await deps.db.kysely.transaction().execute(async (trx) => {
+      await recordOrderHistory(trx, updated, 'webview');
       await writeSnapshot(trx, updated);
-      await enqueue(trx, { kind: ORDER_SYNC, key: `order:${orderId}`, payload: { orderId } });
+      await syncJobs.enqueue(trx, ORDER_SYNC, { orderId }, { key: `order:${orderId}` });
     });
     deps.onWorkEnqueued();
   }

@@ -5,36 +5,46 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Db } from '../db/connect.js';
 import { HttpError, isRetryable } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
+import type { MappingsFile } from '../mappings/schema.js';
+import { isOrderId } from '../partner/schema.js';
 import type { PartnerPort } from '../sync/ports.js';
 import {
   cancelWebviewOrder,
   createWebviewOrder,
   getUserOrder,
   listUserOrders,
+  type OrderLimit,
+  OrderLimitReached,
+  orderLimitState,
   type WebviewMappings,
   type WebviewOrdersDeps,
 } from '../sync/webview-orders.js';
 import { createCsrf, CSRF_COOKIE } from './csrf.js';
-import { statusLabel } from './format.js';
-import { FORM_FIELDS, type FormValues, newNonce, parseNewOrderForm } from './new-order-form.js';
+import { type Flash, flashCookie, readFlash } from './flash.js';
+import type { Locale } from './messages/index.js';
+import { FORM_FIELDS, type FormError, formErrorText, type FormValues, newNonce, parseNewOrderForm } from './new-order-form.js';
 import { type TokenRejection, useToken, verifyWebviewToken, type WebviewTokenSettings } from './seamless-auth.js';
 import {
   deriveKey,
   endSession,
   loadSession,
+  rememberPendingSignIn,
   SESSION_COOKIE,
   sessionCookieOptions,
   sessionIdOf,
+  type SessionUser,
   startSession,
+  takePendingSignIn,
   type WebviewSession,
 } from './session.js';
+import { webviewTexts } from './texts.js';
 import { createRenderer, type PageData, webviewAssetDir } from './views.js';
 
 /**
  * The webview (stage 3, docs/architecture.md): Company 1 opens GET /webview?token=<JWT> in its app,
  * the user is signed in without a form and sees their orders, creates new ones and
- * cancels where the order's status allows. Server-rendered HTML that works without
- * JavaScript; every form carries a CSRF token.
+ * cancels where the order's status allows. Server-rendered HTML in the configured locale
+ * (Russian by default) that works without JavaScript; every form carries a CSRF token.
  *
  * It is mounted at every integration stage, so users can always see their orders; the
  * new-order form exists only at stage 3, the stage at which Company 1 stops taking orders
@@ -45,9 +55,13 @@ import { createRenderer, type PageData, webviewAssetDir } from './views.js';
 export interface WebviewDeps {
   partner: PartnerPort;
   /** From the mappings file as loaded: the webview needs no amoCRM ids, so it works before they resolve. */
-  mappings: WebviewMappings;
+  mappings: WebviewMappings & Pick<MappingsFile, 'webview'>;
   auth: WebviewTokenSettings;
   sessionSecret: string;
+  /** WEBVIEW_LOCALE. */
+  locale: Locale;
+  /** WEBVIEW_ORDER_LIMIT, with its window as configured (for the limit page's words). */
+  orderLimit: OrderLimit & { window: { count: number; unit: 's' | 'm' | 'h' | 'd' } };
 }
 
 export interface WebviewRouterDeps extends WebviewDeps {
@@ -67,8 +81,6 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-const MAX_ORDER_ID = 100;
-
 interface Message {
   heading: string;
   paragraphs: string[];
@@ -76,30 +88,41 @@ interface Message {
   link?: { href: string; text: string };
 }
 
-const REOPEN = "Go back to the Company 1 app and open Company 2's page again: you will be signed in automatically.";
-
-const TOKEN_MESSAGES: Record<TokenRejection | 'missing', Message> = {
-  missing: { heading: 'Please open this page from the Company 1 app', paragraphs: [REOPEN] },
-  expired: { heading: 'This sign-in link has expired', paragraphs: [REOPEN] },
-  replayed: { heading: 'This sign-in link has already been used', paragraphs: ['A sign-in link works only once.', REOPEN] },
-  malformed: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-  algorithm: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-  signature: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-  issuer: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-  audience: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-  claims: { heading: 'This sign-in link is not valid', paragraphs: [REOPEN] },
-};
+const orderPath = (id: string) => `/webview/orders/${encodeURIComponent(id)}`;
 
 export function webviewRouter(deps: WebviewRouterDeps): Router {
   const { db, logger, mappings } = deps;
-  const render = createRenderer();
+  const texts = webviewTexts(mappings, deps.locale);
+  const { t, fmt } = texts;
+  const render = createRenderer(texts);
   const sessions = new WeakMap<Request, WebviewSession>();
   const sessionOf = (req: Request) => sessions.get(req);
   const csrf = createCsrf(deriveKey(deps.sessionSecret, 'csrf'), (req) => sessionOf(req)?.idHash);
-  const domain: WebviewOrdersDeps = { db, partner: deps.partner, mappings, logger, onWorkEnqueued: deps.onWorkEnqueued };
+  const domain: WebviewOrdersDeps = {
+    db,
+    partner: deps.partner,
+    mappings,
+    logger,
+    orderLimit: deps.orderLimit,
+    onWorkEnqueued: deps.onWorkEnqueued,
+  };
   const canOrder = mappings.integrationStage === 3;
   const staticFiles = loadStaticFiles();
   const router = express.Router();
+
+  const tokenMessages: Record<TokenRejection | 'missing', Message> = {
+    missing: { heading: t.pages.missing, paragraphs: [t.pages.reopen] },
+    expired: { heading: t.pages.expired, paragraphs: [t.pages.reopen] },
+    replayed: { heading: t.pages.replayed, paragraphs: [t.pages.onceOnly, t.pages.reopen] },
+    malformed: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+    algorithm: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+    signature: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+    issuer: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+    audience: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+    claims: { heading: t.pages.invalid, paragraphs: [t.pages.reopen] },
+  };
+  const backToOrders = { href: '/webview/orders', text: t.pages.backToOrders };
+  const nameOf = (user: { givenName: string }) => user.givenName || t.continueAs.someone;
 
   // --- rendering -------------------------------------------------------------------------
 
@@ -119,30 +142,42 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
 
   const sessionEnded = (req: Request, res: Response) => {
     if (sessionIdOf(req)) res.clearCookie(SESSION_COOKIE, { path: '/webview' });
-    sendMessage(req, res, 401, { heading: 'Your session has ended', paragraphs: [REOPEN] });
+    sendMessage(req, res, 401, { heading: t.pages.sessionEnded, paragraphs: [t.pages.reopen] });
   };
 
-  const notFound = (req: Request, res: Response, what = 'Page') =>
-    sendMessage(req, res, 404, {
-      heading: `${what} not found`,
-      paragraphs: [what === 'Order' ? 'There is no such order among yours.' : 'There is nothing at this address.'],
-      link: sessionOf(req) ? { href: '/webview/orders', text: 'Back to my orders' } : undefined,
-    });
+  const notFound = (req: Request, res: Response) =>
+    sendMessage(req, res, 404, { heading: t.pages.notFound, paragraphs: [t.pages.nothingHere], link: sessionOf(req) ? backToOrders : undefined });
+
+  const orderNotFound = (req: Request, res: Response) =>
+    sendMessage(req, res, 404, { heading: t.pages.orderNotFound, paragraphs: [t.pages.noSuchOrder], link: backToOrders });
 
   const newOrderClosed = (req: Request, res: Response) =>
-    sendMessage(req, res, 403, {
-      heading: 'New orders are placed in the Company 1 app',
-      paragraphs: ['For now, please order this service in the Company 1 app. Your orders from there are shown here too.'],
-      link: { href: '/webview/orders', text: 'Back to my orders' },
-    });
+    sendMessage(req, res, 403, { heading: t.pages.ordersClosed, paragraphs: [t.pages.ordersClosedText], link: backToOrders });
 
-  const renderForm = (req: Request, res: Response, status: number, values: FormValues, extra: Record<string, unknown> = {}) =>
-    sendPage(req, res, status, 'new-order', 'New order', {
-      services: mappings.services,
+  /** WEBVIEW_ORDER_LIMIT reached: how many, in what window, and when the next one is possible. */
+  const limitReached = (req: Request, res: Response, count: number, retryAt: number) => {
+    const wait = Math.max(0, retryAt - Date.now());
+    res.set('Retry-After', String(Math.max(1, Math.ceil(wait / 1000))));
+    sendMessage(req, res, 429, {
+      heading: t.limit.title,
+      paragraphs: [t.limit.placed(count, deps.orderLimit.window), t.limit.retry(fmt.inTime(wait))],
+      link: backToOrders,
+    });
+  };
+
+  const renderForm = (
+    req: Request,
+    res: Response,
+    status: number,
+    values: FormValues,
+    extra: { errors?: Record<string, FormError>; formError?: FormError } = {},
+  ) =>
+    sendPage(req, res, status, 'new-order', t.form.title, {
       fields: FORM_FIELDS,
       values,
       nonce: values.nonce ?? newNonce(),
-      ...extra,
+      errors: Object.fromEntries(Object.entries(extra.errors ?? {}).map(([field, error]) => [field, formErrorText(error, t)])),
+      formError: extra.formError && formErrorText(extra.formError, t),
     });
 
   // --- middleware ------------------------------------------------------------------------
@@ -174,18 +209,25 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     next();
   };
 
+  /** An id that is not an order id is no order of the user's, and never goes further. */
+  const requireOrderId = (req: Request, res: Response, next: NextFunction) => {
+    if (!isOrderId(req.params.id)) return orderNotFound(req, res);
+    next();
+  };
+
   const rejectCsrf = (req: Request, res: Response) => {
     logger.warn('webview.csrf_rejected', { path: req.path, userId: sessionOf(req)?.userId });
-    sendMessage(req, res, 403, {
-      heading: 'This form has expired',
-      paragraphs: ['For your safety the form was not sent. Please go back, reload the page and try again.'],
-      link: { href: '/webview/orders', text: 'Back to my orders' },
-    });
+    sendMessage(req, res, 403, { heading: t.pages.formExpired, paragraphs: [t.pages.formExpiredText], link: backToOrders });
   };
 
   const requireCsrf = (req: Request, res: Response, next: NextFunction) => {
     if (csrf.valid(req)) return next();
     rejectCsrf(req, res);
+  };
+
+  const setFlash = (req: Request, res: Response, flash: Flash) => {
+    const { name, value, options } = flashCookie(flash, req.secure);
+    res.cookie(name, value, options);
   };
 
   // --- static ----------------------------------------------------------------------------
@@ -198,21 +240,31 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
 
   // --- sign-in ---------------------------------------------------------------------------
 
+  const beginSession = async (req: Request, res: Response, user: SessionUser) => {
+    // Whoever was signed in on this device before, this user is now.
+    const previous = sessionIdOf(req);
+    if (previous) await endSession(db, previous);
+    const id = await startSession(db, user);
+    res.cookie(SESSION_COOKIE, id, sessionCookieOptions(req.secure));
+    // Away from the token: it leaves the address bar and the history.
+    res.redirect(303, '/webview/orders');
+  };
+
   router.get('/webview', withSession, async (req, res) => {
     const token = req.query.token;
+    const current = sessionOf(req);
     if (token === undefined) {
-      if (sessionOf(req)) return res.redirect(303, '/webview/orders');
-      return sendMessage(req, res, 401, TOKEN_MESSAGES.missing);
+      if (current) return res.redirect(303, '/webview/orders');
+      return sendMessage(req, res, 401, tokenMessages.missing);
     }
     const checked = typeof token === 'string' ? await verifyWebviewToken(token, deps.auth) : undefined;
     if (!checked || !checked.ok) {
       const reason = checked ? checked.reason : 'malformed';
       logger.warn('webview.signin.rejected', { reason, detail: checked && !checked.ok ? checked.detail : 'token is not one string' });
-      return sendMessage(req, res, 401, TOKEN_MESSAGES[reason]);
+      return sendMessage(req, res, 401, tokenMessages[reason]);
     }
     const verified = checked.token;
     if (!(await useToken(db, verified))) {
-      const current = sessionOf(req);
       if (current && current.userId === verified.userId) {
         // The app reopened its first URL (some webviews do on restore): this browser is
         // already signed in as that user, so nothing is granted by the repeat.
@@ -220,17 +272,34 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
         return res.redirect(303, '/webview/orders');
       }
       logger.warn('webview.signin.rejected', { reason: 'replayed', userId: verified.userId });
-      sessions.delete(req);
-      return sendMessage(req, res, 401, TOKEN_MESSAGES.replayed);
+      return sendMessage(req, res, 401, tokenMessages.replayed);
     }
-    // Whoever was signed in on this device before, the token's user is now.
-    const previous = sessionIdOf(req);
-    if (previous) await endSession(db, previous);
-    const id = await startSession(db, verified);
-    res.cookie(SESSION_COOKIE, id, sessionCookieOptions(req.secure));
+    if (current && current.userId !== verified.userId) {
+      // Someone else's link in this browser (login CSRF, or a shared phone): the session
+      // stays until the user confirms with a POST this page's form makes.
+      await rememberPendingSignIn(db, current, verified);
+      logger.warn('webview.signin.confirmation_asked', { userId: current.userId, newUserId: verified.userId });
+      return sendPage(req, res, 200, 'continue-as', t.continueAs.title(nameOf(verified)), {
+        current: nameOf(current),
+        next: nameOf(verified),
+        nextUserId: verified.userId,
+      });
+    }
     logger.info('webview.signin.accepted', { userId: verified.userId });
-    // Away from the token: it leaves the address bar and the history.
-    res.redirect(303, '/webview/orders');
+    await beginSession(req, res, verified);
+  });
+
+  router.post('/webview/sign-in', readForm, withSession, requireSession, requireCsrf, async (req, res) => {
+    const current = sessionOf(req)!;
+    const body = req.body as Record<string, unknown>;
+    const userId = typeof body.user === 'string' ? body.user : '';
+    const pending = userId ? await takePendingSignIn(db, current, userId) : undefined;
+    if (!pending) {
+      logger.warn('webview.signin.confirmation_refused', { userId: current.userId });
+      return sendMessage(req, res, 409, { heading: t.pages.pendingGone, paragraphs: [t.pages.reopen], link: backToOrders });
+    }
+    logger.info('webview.signin.accepted', { userId: pending.userId, replaced: current.userId });
+    await beginSession(req, res, pending);
   });
 
   router.post('/webview/sign-out', readForm, withSession, async (req, res) => {
@@ -244,7 +313,7 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     }
     res.clearCookie(SESSION_COOKIE, { path: '/webview' });
     res.clearCookie(CSRF_COOKIE, { path: '/webview' });
-    sendMessage(req, res, 200, { heading: 'You have signed out', paragraphs: ['To come back, open Company 2 from the Company 1 app.'] });
+    sendMessage(req, res, 200, { heading: t.pages.signedOut, paragraphs: [t.pages.comeBack] });
   });
 
   // --- orders ----------------------------------------------------------------------------
@@ -252,12 +321,14 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
   router.get('/webview/orders', withSession, requireSession, async (req, res) => {
     const session = sessionOf(req)!;
     const { orders, live } = await listUserOrders(domain, session.userId);
-    sendPage(req, res, 200, 'orders', 'My orders', { orders, live, canOrder });
+    sendPage(req, res, 200, 'orders', t.orders.title, { orders, live, canOrder });
   });
 
-  router.get('/webview/orders/new', withSession, requireSession, (req, res) => {
+  router.get('/webview/orders/new', withSession, requireSession, async (req, res) => {
     if (!canOrder) return newOrderClosed(req, res);
     const session = sessionOf(req)!;
+    const limit = await orderLimitState(domain, session.userId);
+    if (!limit.allowed) return limitReached(req, res, limit.count, limit.retryAt);
     renderForm(req, res, 200, { firstName: session.givenName, lastName: session.familyName, phone: session.phone });
   });
 
@@ -267,16 +338,16 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     const form = parseNewOrderForm(req.body, mappings);
     if (!form.ok) {
       const { nonce, ...errors } = form.errors;
-      return renderForm(req, res, 400, nonce ? { ...form.values, nonce: undefined } : form.values, {
-        errors,
-        formError: nonce,
-      });
+      return renderForm(req, res, 400, nonce ? { ...form.values, nonce: undefined } : form.values, { errors, formError: nonce });
     }
     const { input } = form;
     try {
       const order = await createWebviewOrder(domain, { userId: session.userId, ...input });
-      return res.redirect(303, `/webview/orders/${encodeURIComponent(order.id)}?created=1`);
+      // Post/redirect/get with a one-time notice: a reload of the order's page does not repeat it.
+      setFlash(req, res, { kind: 'created', orderId: order.id });
+      return res.redirect(303, orderPath(order.id));
     } catch (error) {
+      if (error instanceof OrderLimitReached) return limitReached(req, res, error.count, error.retryAt);
       const retry = {
         action: '/webview/orders',
         fields: {
@@ -290,78 +361,90 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
       };
       if (error instanceof HttpError && error.status === 422) {
         // The same form was sent before with other details (edited after an error).
-        return sendMessage(req, res, 409, {
-          heading: 'This form was already sent',
-          paragraphs: ['It was sent before with different details. Please check your orders, then start a new order if you still need one.'],
-          link: { href: '/webview/orders', text: 'Back to my orders' },
-        });
+        return sendMessage(req, res, 409, { heading: t.pages.alreadySent, paragraphs: [t.pages.alreadySentText], link: backToOrders });
       }
       const transient = isRetryable(error);
       if (!transient) logger.error('webview.order.create_refused', { userId: session.userId, error: String(error) });
       return sendMessage(req, res, transient ? 503 : 502, {
-        heading: 'We could not place your order just now',
-        paragraphs: [
-          transient
-            ? 'Company 1, which takes the orders, is not answering at the moment.'
-            : 'Company 1, which takes the orders, did not accept it. We have been told about it.',
-          'Trying again is safe: your order will not be placed twice.',
-        ],
+        heading: t.pages.createFailed,
+        paragraphs: [transient ? t.pages.partnerDown : t.pages.partnerRefused, t.pages.safeRetry],
         retry,
-        link: { href: '/webview/orders', text: 'Back to my orders' },
+        link: backToOrders,
       });
     }
   });
 
-  router.get('/webview/orders/:id', withSession, requireSession, async (req: Request<{ id: string }>, res) => {
+  /** The user's order with its timeline, or a page saying why not (then undefined). */
+  const loadOrder = async (req: Request<{ id: string }>, res: Response) => {
     const session = sessionOf(req)!;
     const orderId = req.params.id;
-    if (orderId.length > MAX_ORDER_ID) return notFound(req, res, 'Order');
     let details;
     try {
       details = await getUserOrder(domain, session.userId, orderId);
     } catch {
-      return sendMessage(req, res, 503, {
-        heading: 'Company 1 is not answering',
-        paragraphs: ['We cannot show this order right now. Please try again in a minute.'],
-        link: { href: `/webview/orders/${encodeURIComponent(orderId)}`, text: 'Try again' },
+      sendMessage(req, res, 503, {
+        heading: t.pages.orderUnavailable,
+        paragraphs: [t.pages.orderUnavailableText],
+        link: { href: orderPath(orderId), text: t.pages.tryAgain },
       });
+      return undefined;
     }
-    if (!details) return notFound(req, res, 'Order');
-    const notice =
-      req.query.created === '1'
-        ? 'Your order is placed. A Company 2 manager will contact you soon.'
-        : req.query.cancelled === '1'
-          ? 'Your order is cancelled.'
-          : undefined;
-    sendPage(req, res, 200, 'order', `Order ${details.summary.id}`, { ...details, notice });
+    if (!details) orderNotFound(req, res);
+    return details;
+  };
+
+  router.get('/webview/orders/:id', withSession, requireSession, requireOrderId, async (req: Request<{ id: string }>, res) => {
+    const flash = readFlash(req, res, req.params.id);
+    const details = await loadOrder(req, res);
+    if (!details) return;
+    const notice = flash === 'created' ? t.order.created : flash === 'cancelled' ? t.order.cancelled : undefined;
+    sendPage(req, res, 200, 'order', `${texts.serviceName(details.summary.serviceId)} · ${t.orders.orderNo(details.summary.id)}`, {
+      ...details,
+      notice,
+    });
   });
 
-  router.post('/webview/orders/:id/cancel', readForm, withSession, requireSession, requireCsrf, async (req: Request<{ id: string }>, res) => {
+  /** The second step of a cancel: a page that asks, whose form (CSRF-protected) cancels. */
+  router.get('/webview/orders/:id/cancel', withSession, requireSession, requireOrderId, async (req: Request<{ id: string }>, res) => {
+    const details = await loadOrder(req, res);
+    if (!details) return;
+    const back = orderPath(details.summary.id);
+    if (!details.cancellable) {
+      return sendMessage(req, res, 409, {
+        heading: t.pages.cannotCancel,
+        paragraphs: [t.pages.cannotCancelText(t.status[details.summary.status])],
+        link: { href: back, text: t.pages.backToOrder },
+      });
+    }
+    sendPage(req, res, 200, 'cancel', t.cancel.title, { summary: details.summary, back });
+  });
+
+  router.post('/webview/orders/:id/cancel', readForm, withSession, requireSession, requireOrderId, requireCsrf, async (req: Request<{ id: string }>, res) => {
     const session = sessionOf(req)!;
     const orderId = req.params.id;
-    if (orderId.length > MAX_ORDER_ID) return notFound(req, res, 'Order');
-    const back = `/webview/orders/${encodeURIComponent(orderId)}`;
+    const back = orderPath(orderId);
     let outcome;
     try {
       outcome = await cancelWebviewOrder(domain, session.userId, orderId);
     } catch (error) {
       logger.warn('webview.order.cancel_failed', { userId: session.userId, orderId, error: String(error) });
       return sendMessage(req, res, 503, {
-        heading: 'We could not cancel your order just now',
-        paragraphs: ['Company 1, which holds the orders, is not answering at the moment. Your order is unchanged.', 'Trying again is safe.'],
+        heading: t.pages.cancelFailed,
+        paragraphs: [t.pages.cancelFailedText, t.pages.safeRetry],
         retry: { action: `${back}/cancel`, fields: {} },
-        link: { href: back, text: 'Back to the order' },
+        link: { href: back, text: t.pages.backToOrder },
       });
     }
-    if (outcome.type === 'not_found') return notFound(req, res, 'Order');
+    if (outcome.type === 'not_found') return orderNotFound(req, res);
     if (outcome.type === 'not_allowed') {
       return sendMessage(req, res, 409, {
-        heading: 'This order can no longer be cancelled',
-        paragraphs: [`It is now “${statusLabel(outcome.status)}”. Please contact your Company 2 manager about it.`],
-        link: { href: back, text: 'Back to the order' },
+        heading: t.pages.cannotCancel,
+        paragraphs: [t.pages.cannotCancelText(t.status[outcome.status])],
+        link: { href: back, text: t.pages.backToOrder },
       });
     }
-    res.redirect(303, `${back}?cancelled=1`);
+    setFlash(req, res, { kind: 'cancelled', orderId });
+    res.redirect(303, back);
   });
 
   // --- the rest of /webview ---------------------------------------------------------------
@@ -373,14 +456,10 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       // Body too large, malformed form: the client's doing.
-      return sendMessage(req, res, status, { heading: 'This request could not be read', paragraphs: ['Please go back and try again.'] });
+      return sendMessage(req, res, status, { heading: t.pages.badRequest, paragraphs: [t.pages.goBack] });
     }
     logger.error('webview.error', { path: req.path, error: String(error) });
-    sendMessage(req, res, 500, {
-      heading: 'Something went wrong',
-      paragraphs: ['Please try again in a minute.'],
-      link: sessionOf(req) ? { href: '/webview/orders', text: 'Back to my orders' } : undefined,
-    });
+    sendMessage(req, res, 500, { heading: t.pages.serverError, paragraphs: [t.pages.later], link: sessionOf(req) ? backToOrders : undefined });
   });
 
   return router;

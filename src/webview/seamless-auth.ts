@@ -7,14 +7,18 @@ import type { Db } from '../db/connect.js';
  * Seamless sign-in (docs/architecture.md, stage 3): Company 1 opens /webview?token=<JWT> inside its
  * app. The token is HS256-signed with WEBVIEW_JWT_SECRET; the algorithm is pinned (so
  * "alg: none" and any other algorithm are refused before the signature is even looked
- * at), issuer, audience and expiry are checked with a small clock skew, and a token
- * signs in once: its jti (or, when it has none, its digest) is kept until it expires.
+ * at), issuer, audience and expiry are checked with a small clock skew, `iat` is required
+ * and a token older than WEBVIEW_TOKEN_MAX_AGE is refused whatever its `exp`. A token
+ * signs in once, whatever its spelling: only canonical base64url is read, and the replay
+ * record is its jti or, without one, the digest of its decoded signature.
  */
 
 export interface WebviewTokenSettings {
   secret: string;
   issuer: string;
   audience: string;
+  /** WEBVIEW_TOKEN_MAX_AGE: seconds after `iat` past which a token is refused. */
+  maxAgeSeconds: number;
 }
 
 /** Clocks of Company 1's servers and ours may differ a little; tokens live minutes. */
@@ -25,6 +29,7 @@ export const MAX_TOKEN_LENGTH = 4096;
 const claimsSchema = z.object({
   sub: z.string().min(1).max(100),
   exp: z.number(),
+  iat: z.number(),
   jti: z.string().min(1).max(200).optional(),
   given_name: z.string().max(200).optional(),
   family_name: z.string().max(200).optional(),
@@ -38,9 +43,9 @@ export interface VerifiedToken {
   givenName: string;
   familyName: string;
   phone: string;
-  /** `jti:<jti>`, or `sha256:<hex>` of the token when it carries no jti. */
+  /** `jti:<jti>`, or `sig:<hex>`, the SHA-256 of the decoded signature, when it carries no jti. */
   tokenId: string;
-  /** Epoch ms until which the token would be accepted (exp plus the skew). */
+  /** Epoch ms until which the token would be accepted (the earlier of exp and iat + max age, plus the skew). */
   acceptableUntil: number;
 }
 
@@ -60,6 +65,8 @@ export async function verifyWebviewToken(token: string, settings: WebviewTokenSe
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
     return { ok: false, reason: 'malformed', detail: `token length ${token.length}` };
   }
+  const parts = canonicalParts(token);
+  if (!parts) return { ok: false, reason: 'malformed', detail: 'not a compact JWS in canonical base64url' };
   let payload: unknown;
   try {
     ({ payload } = await jwtVerify(token, new TextEncoder().encode(settings.secret), {
@@ -67,7 +74,8 @@ export async function verifyWebviewToken(token: string, settings: WebviewTokenSe
       issuer: settings.issuer,
       audience: settings.audience,
       clockTolerance: CLOCK_SKEW_SECONDS,
-      requiredClaims: ['exp', 'sub'],
+      requiredClaims: ['exp', 'sub', 'iat'],
+      maxTokenAge: settings.maxAgeSeconds,
       currentDate: new Date(now),
     }));
   } catch (error) {
@@ -86,10 +94,33 @@ export async function verifyWebviewToken(token: string, settings: WebviewTokenSe
       givenName: c.given_name?.trim() ?? '',
       familyName: c.family_name?.trim() ?? '',
       phone: c.phone_number?.trim() ?? '',
-      tokenId: c.jti !== undefined ? `jti:${c.jti}` : `sha256:${createHash('sha256').update(token).digest('hex')}`,
-      acceptableUntil: (c.exp + CLOCK_SKEW_SECONDS) * 1000,
+      tokenId: c.jti !== undefined ? `jti:${c.jti}` : `sig:${createHash('sha256').update(parts.signature).digest('hex')}`,
+      acceptableUntil: (Math.min(c.exp, c.iat + settings.maxAgeSeconds) + CLOCK_SKEW_SECONDS) * 1000,
     },
   };
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * The three parts of a compact JWS, or undefined unless each is canonical base64url: no
+ * padding, no whitespace, and no stray bits in the last character. A lenient decoder
+ * reads `sig=`, `sig\n` or a last character differing in its unused low bits as the same
+ * signature, so each such spelling would otherwise be "another" token (RFC 7515 §2
+ * defines base64url without padding; RFC 4648 §3.5 lets a decoder reject non-zero pad bits).
+ */
+export function canonicalParts(token: string): { header: Buffer; payload: Buffer; signature: Buffer } | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  const decoded: Buffer[] = [];
+  for (const part of parts) {
+    if (!BASE64URL.test(part)) return undefined;
+    const bytes = Buffer.from(part, 'base64url');
+    if (bytes.toString('base64url') !== part) return undefined;
+    decoded.push(bytes);
+  }
+  const [header, payload, signature] = decoded as [Buffer, Buffer, Buffer];
+  return { header, payload, signature };
 }
 
 function classify(error: unknown): { reason: TokenRejection; detail: string } {

@@ -22,6 +22,12 @@ export const SESSION_COOKIE = 'amobridge_session';
 /** A working session in the app; Company 1 signs the user in afresh whenever it reopens the page. */
 export const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 
+/** Who a session is for: what a verified token (or a confirmed pending sign-in) says. */
+export type SessionUser = Pick<VerifiedToken, 'userId' | 'givenName' | 'familyName' | 'phone'>;
+
+/** How long "Continue as …?" waits for its confirmation. */
+export const PENDING_SIGNIN_TTL_MS = 5 * 60 * 1000;
+
 export interface WebviewSession {
   /** SHA-256 of the session id: also what CSRF tokens are bound to. */
   idHash: string;
@@ -50,7 +56,7 @@ export function sessionIdOf(req: Request): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
-export async function startSession(db: Db, token: VerifiedToken, now = Date.now()): Promise<string> {
+export async function startSession(db: Db, user: SessionUser, now = Date.now()): Promise<string> {
   const id = randomBytes(32).toString('base64url');
   // Opportunistic cleanup, as for used tokens.
   await db.kysely.deleteFrom('webview_sessions').where('expires_at', '<', now).execute();
@@ -58,10 +64,10 @@ export async function startSession(db: Db, token: VerifiedToken, now = Date.now(
     .insertInto('webview_sessions')
     .values({
       id_hash: hashId(id),
-      user_id: token.userId,
-      given_name: token.givenName,
-      family_name: token.familyName,
-      phone: token.phone,
+      user_id: user.userId,
+      given_name: user.givenName,
+      family_name: user.familyName,
+      phone: user.phone,
       created_at: now,
       expires_at: now + SESSION_TTL_MS,
     })
@@ -89,4 +95,41 @@ export async function loadSession(db: Db, id: string, now = Date.now()): Promise
 
 export async function endSession(db: Db, id: string): Promise<void> {
   await db.kysely.deleteFrom('webview_sessions').where('id_hash', '=', hashId(id)).execute();
+}
+
+/**
+ * A sign-in link for another user was opened in this session: its token is spent, and the
+ * user it vouched for waits, bound to this session, until the user confirms ("Continue as
+ * …?") or PENDING_SIGNIN_TTL_MS passes. A newer link replaces an older one.
+ */
+export async function rememberPendingSignIn(db: Db, session: WebviewSession, user: SessionUser, now = Date.now()): Promise<void> {
+  await db.kysely.deleteFrom('webview_pending_signins').where('expires_at', '<', now).execute();
+  const row = {
+    user_id: user.userId,
+    given_name: user.givenName,
+    family_name: user.familyName,
+    phone: user.phone,
+    created_at: now,
+    expires_at: now + PENDING_SIGNIN_TTL_MS,
+  };
+  await db.kysely
+    .insertInto('webview_pending_signins')
+    .values({ session_hash: session.idHash, ...row })
+    .onConflict((oc) => oc.column('session_hash').doUpdateSet(row))
+    .execute();
+}
+
+/**
+ * Takes (once) the pending sign-in of this session for `userId`, the user the confirmed
+ * form named: a link opened in between for someone else is not what the user confirmed.
+ */
+export async function takePendingSignIn(db: Db, session: WebviewSession, userId: string, now = Date.now()): Promise<SessionUser | undefined> {
+  const row = await db.kysely
+    .deleteFrom('webview_pending_signins')
+    .where('session_hash', '=', session.idHash)
+    .where('user_id', '=', userId)
+    .where('expires_at', '>', now)
+    .returning(['user_id', 'given_name', 'family_name', 'phone'])
+    .executeTakeFirst();
+  return row && { userId: row.user_id, givenName: row.given_name, familyName: row.family_name, phone: row.phone };
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
-import { fmt, type Formatters } from './format.js';
+import { timelineText } from './format.js';
+import type { WebviewTexts } from './texts.js';
 
 /**
  * Server-side rendering with Eta: escaping is on by default (`<%= %>` escapes, and no
@@ -31,7 +32,13 @@ export interface PageData {
 
 export type Render = (view: string, data: PageData & Record<string, unknown>) => string;
 
-export function createRenderer(): Render {
+/**
+ * Every template gets the page's data and, for its words, `it.t` (the catalogue), `it.fmt`
+ * (money, dates), `it.site` (brand, support, service names) and `it.describe` (a timeline entry in words).
+ */
+export function createRenderer(texts: WebviewTexts): Render {
   const eta = new Eta({ views: webviewAssetDir('views'), cache: true, autoEscape: true });
-  return (view, data) => eta.render(view, { ...data, fmt } satisfies PageData & { fmt: Formatters });
+  const { t, fmt } = texts;
+  const shared = { t, fmt, site: texts, describe: (entry: Parameters<typeof timelineText>[0]) => timelineText(entry, t, fmt) };
+  return (view, data) => eta.render(view, { ...data, ...shared });
 }

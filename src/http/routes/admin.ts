@@ -6,6 +6,7 @@ import { JOB_STATUSES } from '../../db/schema.js';
 import type { Logger } from '../../logger.js';
 import { listDeadJobs, replayDeadJob } from '../../queue/dead-letter.js';
 import { sendProblem } from '../problem.js';
+import { isOrderId } from '../../partner/schema.js';
 
 export interface AdminDeps {
   db: Db;
@@ -61,6 +62,7 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.get('/admin/orders/:id', requireScope('orders:read'), async (req, res) => {
+    if (!isOrderId(req.params.id)) return sendProblem(res, 400, 'Bad order id', 'an order id is 1 to 100 of A-Z a-z 0-9 _ -');
     const order = await deps.db.kysely.selectFrom('orders').selectAll().where('order_id', '=', req.params.id).executeTakeFirst();
     if (!order) return sendProblem(res, 404, 'Not Found', `order ${req.params.id} is not known to the bridge`);
     const jobs = await deps.db.kysely.selectFrom('jobs').selectAll().where('job_key', '=', `order:${order.order_id}`).orderBy('id').execute();
