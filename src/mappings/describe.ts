@@ -1,4 +1,5 @@
 import type { Mappings } from './resolve.js';
+import { CONTACT_FIELDS } from './schema.js';
 
 /** The resolved table as an operator reads it (`amobridge mappings check`). */
 export function describeMappings(m: Mappings): string {
@@ -28,5 +29,7 @@ export function describeMappings(m: Mappings): string {
     const move = action.moveTo ? `, moved to "${action.moveTo.name}" (${action.moveTo.statusId})` : '';
     lines.push(`${event.padEnd(21)}note "${action.note}"${move}`);
   }
+  const owned = (owner: string) => CONTACT_FIELDS.filter((f) => m.contactOwnership[f] === owner).join(', ') || '(none)';
+  lines.push('', `contact fields Company 1 overwrites: ${owned('company1')}`, `contact fields staff own after creation: ${owned('amocrm')}`);
   return `${lines.join('\n')}\n`;
 }
