@@ -4,10 +4,11 @@ import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_webview.js';
 import * as m003 from './migrations/003_api_keys.js';
 import * as m006 from './migrations/006_deal_updates.js';
+import * as m013 from './migrations/013_contact_ownership.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
-  const all = { '001_initial': m001, '002_webview': m002, '003_api_keys': m003, '006_deal_updates': m006 };
+  const all = { '001_initial': m001, '002_webview': m002, '003_api_keys': m003, '006_deal_updates': m006, '013_contact_ownership': m013 };
   const provider: MigrationProvider = {
     async getMigrations() {
       const out: Record<string, Migration> = {};
