@@ -4,6 +4,7 @@ import { amoClientFromConfig } from '../amo/from-config.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { connect } from '../db/connect.js';
 import { migrate } from '../db/migrate.js';
+import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../logger.js';
 import { fetchAccountCatalog } from '../mappings/account-catalog.js';
 import { describeMappings } from '../mappings/describe.js';
@@ -11,11 +12,14 @@ import { loadMappingsFile, MappingsError } from '../mappings/load.js';
 import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
 import { listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
+import { mappingsDiff } from './mappings-diff.js';
 
 /** `amobridge <command>`: operator tasks against the configured account and database. */
 
 const USAGE = `usage: amobridge <command>
   mappings check          resolve MAPPINGS_PATH against the account and print the table
+  mappings diff <file> [--since 7d]   the orders of deals changed in the span (30m, 12h, 7d)
+                          that <file> would treat differently from MAPPINGS_PATH; writes nothing
   webhooks register <url> subscribe <url>/webhooks/amocrm/<secret> to deal changes
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
@@ -28,7 +32,7 @@ const USAGE = `usage: amobridge <command>
 const WEBHOOK_EVENTS = ['status_lead', 'update_lead'];
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { since: { type: 'string' } } });
   const [command, sub, arg] = positionals;
   if (!command || command === 'help') {
     process.stdout.write(USAGE);
@@ -43,6 +47,19 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL);
   const db = connect(config.DATABASE_URL);
   try {
+    // The dry-run writes nothing, not even a migration.
+    if (command === 'mappings' && sub === 'diff') {
+      if (!arg) throw new UsageError('mappings diff needs the edited mappings file');
+      let spanMs: number;
+      try {
+        spanMs = parseDuration(typeof values.since === 'string' ? values.since : '7d');
+      } catch (error) {
+        throw new UsageError(`--since: ${(error as Error).message}`);
+      }
+      const amo = amoClientFromConfig(config, { db, logger, metrics: createMetrics() });
+      process.stdout.write(await mappingsDiff({ db, amo }, { current: config.MAPPINGS_PATH, edited: arg }, Date.now() - spanMs));
+      return 0;
+    }
     await migrate(db);
     const amo = amoClientFromConfig(config, { db, logger, metrics: createMetrics() });
     if (command === 'mappings' && sub === 'check') {

@@ -1,6 +1,14 @@
 import type { Mappings } from './resolve.js';
 import { CONTACT_FIELDS } from './schema.js';
 
+/** A status as the table names it, with the account's name when they differ: `Success [Closed - won]`. */
+export function stageLabel(m: Pick<Mappings, 'statuses' | 'stages'>, statusId: number): string {
+  const status = m.statuses.get(statusId);
+  if (!status) return `status ${statusId}`;
+  const stage = m.stages.get(statusId);
+  return stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
+}
+
 /** The resolved table as an operator reads it (`amobridge mappings check`). */
 export function describeMappings(m: Mappings): string {
   const lines = [
@@ -12,7 +20,7 @@ export function describeMappings(m: Mappings): string {
     'stage                              status id  order',
   ];
   const ordered = [...m.statuses.entries()].sort((a, b) => a[1].rank - b[1].rank);
-  for (const [id, status] of ordered) {
+  for (const [id] of ordered) {
     const stage = m.stages.get(id);
     const effects = stage
       ? Object.entries(stage.effects)
@@ -21,8 +29,7 @@ export function describeMappings(m: Mappings): string {
       : id === m.initialStatus.id
         ? '(new deals start here)'
         : '(not in the table: ignored)';
-    const name = stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
-    lines.push(`${name.padEnd(35)}${String(id).padStart(9)}  ${effects}`);
+    lines.push(`${stageLabel(m, id).padEnd(35)}${String(id).padStart(9)}  ${effects}`);
   }
   lines.push('', 'order event          the deal gets');
   for (const [event, action] of Object.entries(m.orderEvents)) {

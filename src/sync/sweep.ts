@@ -6,8 +6,8 @@ import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
 import { enqueue } from '../queue/enqueue.js';
 import type { JobHandler, JobResult } from '../queue/worker.js';
-import { planOrderUpdate } from './plan-order-update.js';
-import { type AmoPort, customFieldText } from './ports.js';
+import { dealStateOf, planOrderUpdate } from './plan-order-update.js';
+import type { AmoPort } from './ports.js';
 
 export const DEALS_SWEEP = 'deals.sweep';
 const CURSOR_KEY = 'sweep.cursor';
@@ -72,17 +72,7 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
       newest = Math.max(newest, lead.updated_at ?? 0);
       const row = rowOf.get(lead.id);
       if (!row) continue;
-      const plan = planOrderUpdate(
-        mappings,
-        {
-          id: lead.id,
-          pipelineId: lead.pipeline_id,
-          statusId: lead.status_id,
-          price: lead.price ?? null,
-          subscriptionStatus: customFieldText(lead, mappings.fields.subscriptionStatus) ?? null,
-        },
-        orderSchema.parse(JSON.parse(row.snapshot)),
-      );
+      const plan = planOrderUpdate(mappings, dealStateOf(lead, mappings), orderSchema.parse(JSON.parse(row.snapshot)));
       if (plan.type === 'update' || plan.type === 'unreachable') {
         await enqueue(db.kysely, { kind: DEAL_RECONCILE, key: `order:${row.order_id}`, payload: { dealId: lead.id } });
         queued++;
