@@ -2,14 +2,18 @@ import { createTestLogger } from '../../src/logger.js';
 import { type Stack, type StackOptions, startStack } from '../../src/sandbox/stack.js';
 import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
 
-/** A whole stack on a fresh database of the given kind, tuned for fast tests (and silent, unless given a logger). */
+/**
+ * A whole stack on a fresh database of the given kind, tuned for fast tests (and silent,
+ * unless given a logger). `databaseUrl` opens the same database from another process (the CLI).
+ */
 export async function testStack(
   kind: DatabaseKind,
   title: string,
   options: Partial<Omit<StackOptions, 'databaseUrl'>> = {},
-): Promise<Stack> {
+): Promise<Stack & { databaseUrl: string }> {
   const { url, schema } = await freshDatabaseUrl(kind, title);
-  return startStack({
+  const databaseUrl = schema ? withSchema(url, schema) : url;
+  const stack = await startStack({
     databaseUrl: url,
     ...options,
     logger: options.logger ?? createTestLogger(),
@@ -26,6 +30,13 @@ export async function testStack(
       ...options.tuning,
     },
   });
+  return Object.assign(stack, { databaseUrl });
+}
+
+function withSchema(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('schema', schema);
+  return parsed.toString();
 }
 
 /** Polls until `check` returns a value other than undefined/false, or fails with `what`. */
