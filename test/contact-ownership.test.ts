@@ -3,7 +3,7 @@ import type { Customer, Order } from '../src/partner/schema.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { editedMappings } from './support/mappings.js';
-import { testStack, waitFor } from './support/stack.js';
+import { drained, testStack, waitFor } from './support/stack.js';
 
 const DETMIR_USER_ID = 932790;
 
@@ -24,14 +24,6 @@ const contactCalls = (stack: Stack) => ({
 async function orderAs(stack: Stack, userId: string, customer: Customer): Promise<Order> {
   const created = await stack.partner.createOrderAsUser({ userId, customer });
   return waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
-}
-
-/** Every job finished (the sweep aside). */
-async function settled(stack: Stack) {
-  await waitFor('the queue to drain', async () => {
-    const open = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', '<>', 'done').where('kind', '<>', 'deals.sweep').execute();
-    return open.length === 0;
-  });
 }
 
 const olga: Customer = { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101', email: 'olga@example.com' };
@@ -89,7 +81,7 @@ describe.each(DATABASES)('contact field ownership on %s', (kind) => {
 
     // An update of the older order carries the old phone: it does not take the new one back.
     await stack.partner.sendWebhook('order.updated', stack.partner.orders.get(first.id)!, { webhookId: 'msg_old_order' });
-    await settled(stack);
+    await drained(stack);
     expect(contactCalls(stack)).toEqual({ patches: 1, reads: 0 });
     expect(byCode(stack.amo.state.contacts.get(contactId)!, 'PHONE')).toEqual(['+79161112233']);
 

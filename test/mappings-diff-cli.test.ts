@@ -7,7 +7,7 @@ import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { editedMappings } from './support/mappings.js';
 import { linkedOrder } from './support/orders.js';
-import { testStack, waitFor } from './support/stack.js';
+import { drained, testStack, waitFor } from './support/stack.js';
 
 const run = promisify(execFile);
 
@@ -75,10 +75,7 @@ describe.each(DATABASES)('amobridge mappings diff on %s', (kind) => {
     await stack.amo.moveLead(deals.silentWon.dealId, { statusName: 'Closed - won' }, { fire: false });
     await stack.amo.webhooksIdle();
     await waitFor('the orders to follow the moves', () => stack.partner.orders.get(deals.won.orderId)?.status === 'executed');
-    await waitFor('the queue to drain', async () => {
-      const open = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', '<>', 'done').execute();
-      return open.length === 0;
-    });
+    await drained(stack);
     expect(stack.partner.orders.get(deals.costed.orderId)).toMatchObject({ status: 'in_work', cost: 12_500 });
     // The won deal last changed two days ago: a one-day span leaves it out.
     stack.amo.state.leads.get(deals.won.dealId)!.updated_at = Math.floor(Date.now() / 1000) - 2 * 86_400;

@@ -1,19 +1,9 @@
+import { MAIN_STAGES } from '../../src/sandbox/amo/seed.js';
 import type { AccountCatalog } from '../../src/mappings/resolve.js';
 
 /** An account as the pure decisions' tables see it: pipeline "Company 2" with the default table's stages. */
 export const PIPELINE = 100;
-export const STAGE_NAMES = [
-  'Incoming leads',
-  'New lead',
-  'Recorded for trial',
-  'Confirmed VU',
-  'Lesson Passed',
-  'Waiting for a solution',
-  'Waiting for payment',
-  'Payment received',
-  'Submit Subscription Status',
-  'Another lesson has passed',
-];
+export const STAGE_NAMES = ['Incoming leads', ...MAIN_STAGES];
 export const SUBSCRIPTION_FIELD = 555;
 
 export const catalog: AccountCatalog = {

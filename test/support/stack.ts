@@ -49,3 +49,16 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Every job done but the periodic sweep: the bridge has done all it will for what it was told. */
+export async function drained(stack: Stack): Promise<void> {
+  await waitFor('the queue to drain', async () => {
+    const open = await stack.bridge.db.kysely
+      .selectFrom('jobs')
+      .select('id')
+      .where('status', '<>', 'done')
+      .where('kind', '<>', 'deals.sweep')
+      .execute();
+    return open.length === 0;
+  });
+}
