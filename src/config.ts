@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type DurationUnit, parseDuration } from './lib/duration.js';
 
 /**
  * The operator contract's environment (docs/contracts.md), parsed into typed objects. The
@@ -12,8 +13,6 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
-/** Milliseconds in one unit of a duration such as `30d` (RETENTION, WEBVIEW_ORDER_LIMIT's window). */
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** `<number><s|m|h|d>`, e.g. `30d`, read as seconds. */
 const duration = (fallback: string) =>
@@ -21,9 +20,8 @@ const duration = (fallback: string) =>
     .string()
     .default(fallback)
     .transform((v, ctx) => {
-      const match = /^(\d+)([smhd])$/.exec(v.trim());
-      const seconds = match ? (Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]) / 1000 : 0;
-      if (seconds > 0) return seconds;
+      const ms = /^\d+[smhd]$/.test(v.trim()) ? parseDuration(v) : 0;
+      if (ms > 0) return ms / 1000;
       ctx.addIssue({ code: 'custom', message: `must be a positive number with s, m, h or d, e.g. 30d (got "${v}")` });
       return z.NEVER;
     });
@@ -34,9 +32,8 @@ const orderLimit = z
   .regex(/^[1-9][0-9]{0,5}\/[1-9][0-9]{0,5}[smhd]$/, 'must be <orders>/<window>, e.g. 5/10m (window in s, m, h or d)')
   .transform((v) => {
     const [max, window] = v.split('/') as [string, string];
-    const unit = window.at(-1) as keyof typeof UNIT_MS;
-    const count = Number(window.slice(0, -1));
-    return { max: Number(max), windowMs: count * UNIT_MS[unit], window: { count, unit } };
+    const unit = window.at(-1) as DurationUnit;
+    return { max: Number(max), windowMs: parseDuration(window), window: { count: Number(window.slice(0, -1)), unit } };
   });
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);

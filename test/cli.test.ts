@@ -60,6 +60,7 @@ describe('amobridge CLI', () => {
     expect(stdout).toMatch(/Success \[Closed - won\]\s+142\s+status = executed/);
     expect(stdout).toMatch(/cancelled\s+note "Клиент отменил заказ", moved to "Refusal" \(143\)/);
     expect(stdout).toMatch(/executedByPartner\s+note "Компания 1 закрыла заказ как выполненный"\n/);
+    expect(stdout).toMatch(/contact fields Company 1 overwrites: \(none\)\ncontact fields staff own after creation: firstName, lastName, phone, email\n$/);
   });
 
   it('mappings check names a misspelt stage and lists the valid ones', async () => {
@@ -67,6 +68,20 @@ describe('amobridge CLI', () => {
     const { code, stderr } = await cli(['mappings', 'check'], { MAPPINGS_PATH: file });
     expect(code).toBe(2);
     expect(stderr).toMatch(/stage "Confirmed UV" does not exist in pipeline "Company 2"; stages: .*"Confirmed VU"/);
+  });
+
+  it('mappings diff exits non-zero naming the file and its misspelt stage, and refuses a bad span', async () => {
+    const file = editedMappings((y) => y.replace('stage: Confirmed VU', 'stage: Confirmed UV'));
+    const [misspelt, span] = await Promise.all([
+      cli(['mappings', 'diff', file]),
+      cli(['mappings', 'diff', 'mappings/default.yaml', '--since', '1w']),
+    ]);
+    expect(misspelt.code).toBe(2);
+    expect(misspelt.stdout).toBe('');
+    expect(misspelt.stderr).toContain(file);
+    expect(misspelt.stderr).toMatch(/stage "Confirmed UV" does not exist in pipeline "Company 2"; stages: .*"Confirmed VU"/);
+    expect(span.code).toBe(2);
+    expect(span.stderr).toMatch(/--since: "1w" is not a duration: a number with s, m, h or d/);
   });
 
   it('mappings check names a reverse-table stage that does not exist', async () => {

@@ -1,45 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MappingsError, parseMappings } from '../src/mappings/load.js';
-import { type AccountCatalog, resolveMappings } from '../src/mappings/resolve.js';
+import { resolveMappings } from '../src/mappings/resolve.js';
 import { type DealState, planOrderUpdate, statusPath } from '../src/sync/plan-order-update.js';
+import { catalog, PIPELINE, stage } from './support/catalog.js';
 import { anOrder as order } from './support/orders.js';
 
-const PIPELINE = 100;
-const names = [
-  'Incoming leads',
-  'New lead',
-  'Recorded for trial',
-  'Confirmed VU',
-  'Lesson Passed',
-  'Waiting for a solution',
-  'Waiting for payment',
-  'Payment received',
-  'Submit Subscription Status',
-  'Another lesson has passed',
-];
-const catalog: AccountCatalog = {
-  pipelines: [
-    {
-      id: PIPELINE,
-      name: 'Company 2',
-      statuses: [
-        ...names.map((name, i) => ({ id: 1000 + i, name, sort: (i + 1) * 10 })),
-        { id: 142, name: 'Closed - won', sort: 10000 },
-        { id: 143, name: 'Closed - lost', sort: 11000 },
-      ],
-    },
-    { id: 200, name: 'Sales', statuses: [{ id: 2001, name: 'First contact', sort: 10 }] },
-  ],
-  leadFields: [
-    { id: 932792, name: 'detmirOrderId' },
-    { id: 555, name: 'Subscription status' },
-  ],
-  contactFields: [{ id: 932790, name: 'detmirUserId' }],
-};
 const yaml = readFileSync('mappings/default.yaml', 'utf8');
 const mappings = resolveMappings(parseMappings(yaml), catalog);
-const stage = (name: string) => 1000 + names.indexOf(name);
 
 const deal = (statusId: number, extra: Partial<DealState> = {}): DealState => ({
   id: 7,

@@ -5,22 +5,14 @@ import { buildWebhookBody, webhookLeadOf } from '../src/sandbox/amo/index.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { linkedOrder } from './support/orders.js';
-import { testStack, waitFor } from './support/stack.js';
+import { drained, testStack, waitFor } from './support/stack.js';
 
 const SUBSCRIPTION_FIELD = 'Subscription status';
 
 /** Every job finished: the bridge has done all it will do for what it was told. */
 async function settled(stack: Stack) {
   await stack.amo.webhooksIdle();
-  await waitFor('the queue to drain', async () => {
-    const open = await stack.bridge.db.kysely
-      .selectFrom('jobs')
-      .select('id')
-      .where('status', '<>', 'done')
-      .where('kind', '<>', 'deals.sweep')
-      .execute();
-    return open.length === 0;
-  });
+  await drained(stack);
 }
 
 const patches = (stack: Stack, orderId: string) =>

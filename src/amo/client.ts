@@ -21,6 +21,7 @@ import {
   type ComplexLeadInput,
   type ComplexLeadResult,
   type Contact,
+  type ContactFieldsUpdate,
   type CustomField,
   type Lead,
   type Pipeline,
@@ -202,22 +203,34 @@ export class AmoClient {
   }
 
   /** Deals by id, with contacts: one `GET /api/v4/leads?filter[id][]=…` per 250 ids. */
-  async getLeadsByIds(ids: number[]): Promise<Lead[]> {
-    const unique = [...new Set(ids)];
-    for (const id of unique) {
-      if (!Number.isSafeInteger(id) || id <= 0) throw new TypeError(`bad lead id ${id}`);
-    }
-    const out: Lead[] = [];
-    for (let i = 0; i < unique.length; i += PAGE_LIMIT) {
-      const chunk = unique.slice(i, i + PAGE_LIMIT);
-      const { items } = await this.page('/api/v4/leads', 'leads', leadSchema, {
-        filter: { id: chunk },
-        limit: PAGE_LIMIT,
-        with: 'contacts',
+  getLeadsByIds(ids: number[]): Promise<Lead[]> {
+    return this.byIds('/api/v4/leads', 'leads', leadSchema, ids, { with: 'contacts' });
+  }
+
+  /** Contacts by id: one `GET /api/v4/contacts?filter[id][]=…` per 250 ids. */
+  getContactsByIds(ids: number[]): Promise<Contact[]> {
+    return this.byIds('/api/v4/contacts', 'contacts', contactSchema, ids, {});
+  }
+
+  /**
+   * Overwrites some fields of contacts: `PATCH /api/v4/contacts` with
+   * `[{id, first_name?, last_name?, custom_fields_values?}]`, 50 a request. A phone or
+   * e-mail replaces the field's values, named by field_code as on create (toContactFields).
+   */
+  async updateContacts(updates: ContactFieldsUpdate[]): Promise<void> {
+    const path = '/api/v4/contacts';
+    for (let i = 0; i < updates.length; i += COMPLEX_BATCH_MAX) {
+      const body = updates.slice(i, i + COMPLEX_BATCH_MAX).map((u) => {
+        const values = toContactFields(u);
+        return {
+          id: u.id,
+          ...(u.firstName !== undefined ? { first_name: u.firstName } : {}),
+          ...(u.lastName !== undefined ? { last_name: u.lastName } : {}),
+          ...(values.length > 0 ? { custom_fields_values: values } : {}),
+        };
       });
-      out.push(...items);
+      await this.sdk.request.patch<unknown>(path, body);
     }
-    return out;
   }
 
   /**
@@ -291,6 +304,20 @@ export class AmoClient {
   /** Subscribes `destination` to the events in `settings` (e.g. status_lead, update_lead). */
   async registerWebhook(destination: string, settings: string[]): Promise<void> {
     await this.sdk.request.post<unknown>('/api/v4/webhooks', { destination, settings, sort: 10 });
+  }
+
+  private async byIds<S extends z.ZodType>(path: string, key: string, item: S, ids: number[], query: object): Promise<Array<z.infer<S>>> {
+    const unique = [...new Set(ids)];
+    for (const id of unique) {
+      if (!Number.isSafeInteger(id) || id <= 0) throw new TypeError(`bad ${key} id ${id}`);
+    }
+    const out: Array<z.infer<S>> = [];
+    for (let i = 0; i < unique.length; i += PAGE_LIMIT) {
+      const chunk = unique.slice(i, i + PAGE_LIMIT);
+      const { items } = await this.page(path, key, item, { ...query, filter: { id: chunk }, limit: PAGE_LIMIT });
+      out.push(...items);
+    }
+    return out;
   }
 
   private async get(path: string, query?: object): Promise<{ status: number; data: unknown }> {
@@ -384,12 +411,24 @@ interface AmoComplexLead {
 }
 
 /**
+ * A contact's phone and e-mail go to the account's predefined PHONE and EMAIL fields by
+ * code — `{field_code: "PHONE", values: [{value, enum_code: "WORK"}]}` — so no per-account
+ * field id is needed (amoCRM docs, "Поля и группы полей": a field's `code` "can be used to
+ * update the value of the field without passing the field ID"; WORK is a kind both fields
+ * have; the complex add example of "Сделки" uses the same shape).
+ */
+function toContactFields(c: { phone?: string; email?: string }): AmoFieldValues[] {
+  return [
+    ...(c.phone ? [{ field_code: 'PHONE', values: [{ value: c.phone, enum_code: 'WORK' }] }] : []),
+    ...(c.email ? [{ field_code: 'EMAIL', values: [{ value: c.email, enum_code: 'WORK' }] }] : []),
+  ];
+}
+
+/**
  * ComplexLeadInput → the amoCRM v4 JSON of one deal of leads/complex: custom fields as
  * `custom_fields_values: [{field_id, values: [{value}]}]`, tags by id in `_embedded.tags`,
- * the contact in `_embedded.contacts` (one at most). A new contact's phone goes to the
- * account's standard phone field by code — `{field_code: "PHONE", values: [{value,
- * enum_code: "WORK"}]}` — so no per-account field id is needed (amoCRM docs, "Сделки",
- * complex add example; the same shape is used widely in public integrations).
+ * the contact in `_embedded.contacts` (one at most), its phone and e-mail by field code
+ * (toContactFields).
  */
 export function toComplexLead(input: ComplexLeadInput): AmoComplexLead {
   const fields = (list: Array<{ fieldId: number; value: string }>): AmoFieldValues[] =>
@@ -399,10 +438,7 @@ export function toComplexLead(input: ComplexLeadInput): AmoComplexLead {
       ? { id: input.contact.id }
       : (() => {
           const c = input.contact;
-          const values: AmoFieldValues[] = [
-            ...(c.phone ? [{ field_code: 'PHONE', values: [{ value: c.phone, enum_code: 'WORK' }] }] : []),
-            ...fields(c.customFields),
-          ];
+          const values: AmoFieldValues[] = [...toContactFields(c), ...fields(c.customFields)];
           return {
             first_name: c.firstName,
             last_name: c.lastName,

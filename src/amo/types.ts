@@ -178,5 +178,5 @@ export function pageSchema<K extends string, S extends z.ZodType>(key: K, item: 
 }
 
 /** Input of one deal of `createLeadsComplex`: the domain's port type, which this client serves. */
-export type { ComplexLeadInput } from '../sync/ports.js';
+export type { ComplexLeadInput, ContactFieldsUpdate } from '../sync/ports.js';
 

@@ -1,6 +1,8 @@
 import { amoClientFromConfig } from '../amo/from-config.js';
 import type { AmoClient } from '../amo/client.js';
 import type { AmoConfig } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../logger.js';
 import { fetchAccountCatalog } from '../mappings/account-catalog.js';
 import { describeMappings } from '../mappings/describe.js';
@@ -8,6 +10,7 @@ import { loadMappingsFile } from '../mappings/load.js';
 import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
 import { withDatabase } from './database.js';
+import { mappingsDiff } from './mappings-diff.js';
 import { UsageError } from './usage-error.js';
 
 /** The commands that talk to the amoCRM account (its tokens live in the database). */
@@ -17,8 +20,12 @@ type AmoCommandConfig = AmoConfig & { DATABASE_URL: string; LOG_LEVEL: string };
 /** Both are needed: status webhooks are known to go missing while update ones arrive. */
 const WEBHOOK_EVENTS = ['status_lead', 'update_lead'];
 
-function withAmo(config: AmoCommandConfig, run: (amo: AmoClient) => Promise<number>): Promise<number> {
-  return withDatabase(config, (db) => run(amoClientFromConfig(config, { db, logger: createLogger(config.LOG_LEVEL), metrics: createMetrics() })));
+function withAmo(
+  config: AmoCommandConfig,
+  run: (amo: AmoClient, db: Db) => Promise<number>,
+  options: { migrate?: boolean } = {},
+): Promise<number> {
+  return withDatabase(config, (db) => run(amoClientFromConfig(config, { db, logger: createLogger(config.LOG_LEVEL), metrics: createMetrics() }), db), options);
 }
 
 /** `amobridge mappings check`: MAPPINGS_PATH resolved against the account, as a table. */
@@ -52,4 +59,26 @@ export function exchangeOAuthCode(config: AmoCommandConfig, code: string | undef
     process.stdout.write(`tokens stored; connected to account ${account.id} (${account.subdomain})\n`);
     return 0;
   });
+}
+
+/**
+ * `amobridge mappings diff <file> [--since 7d]`: what the edited table would do differently
+ * to the orders of the deals changed in the span. Reads only: not even a migration.
+ */
+export function diffMappingsFile(config: AmoCommandConfig & { MAPPINGS_PATH: string }, file: string | undefined, since = '7d'): Promise<number> {
+  if (!file) throw new UsageError('mappings diff needs the edited mappings file');
+  let spanMs: number;
+  try {
+    spanMs = parseDuration(since);
+  } catch (error) {
+    throw new UsageError(`--since: ${(error as Error).message}`);
+  }
+  return withAmo(
+    config,
+    async (amo, db) => {
+      process.stdout.write(await mappingsDiff({ db, amo }, { current: config.MAPPINGS_PATH, edited: file }, Date.now() - spanMs));
+      return 0;
+    },
+    { migrate: false },
+  );
 }

@@ -13,6 +13,8 @@ import { UsageError } from './usage-error.js';
 
 const USAGE = `usage: amobridge <command>
   mappings check          resolve MAPPINGS_PATH against the account and print the table
+  mappings diff <file> [--since 7d]   the orders of deals changed in the span (30m, 12h, 7d)
+                          that <file> would treat differently from MAPPINGS_PATH; writes nothing
   webhooks register <url> subscribe <url>/webhooks/amocrm/<secret> to deal changes
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
@@ -22,11 +24,16 @@ const USAGE = `usage: amobridge <command>
   apikey revoke <id>      revoke an admin API key
 `;
 
-type Command = (env: NodeJS.ProcessEnv, args: string[]) => Promise<number>;
+/** Options after the command's words: only `mappings diff` has one (`--since`). */
+interface Options {
+  since?: string;
+}
+
+type Command = (env: NodeJS.ProcessEnv, args: string[], options: Options) => Promise<number>;
 
 /** A command: the environment it needs, then what it does with it. */
-function command<S extends z.ZodType>(schema: S, run: (config: z.output<S>, args: string[]) => Promise<number>): Command {
-  return (env, args) => run(parseEnv(schema, env), args);
+function command<S extends z.ZodType>(schema: S, run: (config: z.output<S>, args: string[], options: Options) => Promise<number>): Command {
+  return (env, args, options) => run(parseEnv(schema, env), args, options);
 }
 
 const amoCommandEnv = storageEnv.extend(amoEnv.shape);
@@ -40,6 +47,9 @@ const COMMANDS: Record<string, Command> = {
   'mappings check': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config) =>
     (await import('./amocrm.js')).mappingsCheck(config),
   ),
+  'mappings diff': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config, [file], { since }) =>
+    (await import('./amocrm.js')).diffMappingsFile(config, file, since),
+  ),
   'webhooks register': command(withAmoAuth(amoCommandEnv.extend(amoWebhookEnv.shape)), async (config, [url]) =>
     (await import('./amocrm.js')).registerWebhooks(config, url),
   ),
@@ -51,7 +61,7 @@ function lookUp(words: string): Command | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { since: { type: 'string' } } });
   const [name, sub] = positionals;
   if (!name || name === 'help') {
     process.stdout.write(USAGE);
@@ -66,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
   } catch {
     // The environment alone configures the command.
   }
-  return run(process.env, positionals.slice(twoWords ? 2 : 1));
+  return run(process.env, positionals.slice(twoWords ? 2 : 1), { since: typeof values.since === 'string' ? values.since : undefined });
 }
 
 main(process.argv.slice(2)).then(

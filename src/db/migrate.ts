@@ -7,6 +7,7 @@ import * as m004 from './migrations/004_job_states.js';
 import * as m005 from './migrations/005_webview_signins_and_history.js';
 import * as m006 from './migrations/006_deal_updates.js';
 import * as m012 from './migrations/012_retention.js';
+import * as m013 from './migrations/013_contact_ownership.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -18,6 +19,7 @@ export async function migrate(db: Db): Promise<void> {
     '005_webview_signins_and_history': m005,
     '006_deal_updates': m006,
     '012_retention': m012,
+    '013_contact_ownership': m013,
   };
   const provider: MigrationProvider = {
     async getMigrations() {

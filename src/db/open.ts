@@ -15,10 +15,11 @@ export class DatabaseOpenError extends Error {
 }
 
 /**
- * Opens the database, makes sure it answers, then migrates it. Failing to reach it is told
- * apart from a failing migration, so the operator is sent to DATABASE_URL only for the former.
+ * Opens the database, makes sure it answers, then migrates it (unless `migrate: false`, for
+ * a read-only command). Failing to reach it is told apart from a failing migration, so the
+ * operator is sent to DATABASE_URL only for the former.
  */
-export async function openDatabase(url: string, options: { poolSize?: number; schema?: string } = {}): Promise<Db> {
+export async function openDatabase(url: string, options: { poolSize?: number; schema?: string; migrate?: boolean } = {}): Promise<Db> {
   let db: Db | undefined;
   try {
     db = connect(url, options);
@@ -27,7 +28,7 @@ export async function openDatabase(url: string, options: { poolSize?: number; sc
     await db?.close().catch(() => undefined);
     throw new DatabaseOpenError(url, error);
   }
-  await migrate(db);
+  if (options.migrate !== false) await migrate(db);
   return db;
 }
 

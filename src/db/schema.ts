@@ -103,6 +103,13 @@ export interface ContactsTable {
   user_id: string;
   contact_id: number;
   created_at: number;
+  /**
+   * JSON `{field: fingerprint}` of the fields Company 1 owns, as the bridge last wrote or
+   * saw them (src/sync/contact-fields.ts); null or a field absent: not known.
+   */
+  synced_fields: string | null;
+  /** createdAt (ms) of the order those values came from; null: seen in amoCRM, not from an order. */
+  synced_order_at: number | null;
 }
 
 /**

@@ -1,4 +1,13 @@
 import type { Mappings } from './resolve.js';
+import { CONTACT_FIELDS } from './schema.js';
+
+/** A status as the table names it, with the account's name when they differ: `Success [Closed - won]`. */
+export function stageLabel(m: Pick<Mappings, 'statuses' | 'stages'>, statusId: number): string {
+  const status = m.statuses.get(statusId);
+  if (!status) return `status ${statusId}`;
+  const stage = m.stages.get(statusId);
+  return stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
+}
 
 /** The resolved table as an operator reads it (`amobridge mappings check`). */
 export function describeMappings(m: Mappings): string {
@@ -11,7 +20,7 @@ export function describeMappings(m: Mappings): string {
     'stage                              status id  order',
   ];
   const ordered = [...m.statuses.entries()].sort((a, b) => a[1].rank - b[1].rank);
-  for (const [id, status] of ordered) {
+  for (const [id] of ordered) {
     const stage = m.stages.get(id);
     const effects = stage
       ? Object.entries(stage.effects)
@@ -20,13 +29,14 @@ export function describeMappings(m: Mappings): string {
       : id === m.initialStatus.id
         ? '(new deals start here)'
         : '(not in the table: ignored)';
-    const name = stage && stage.name !== status.name ? `${stage.name} [${status.name}]` : status.name;
-    lines.push(`${name.padEnd(35)}${String(id).padStart(9)}  ${effects}`);
+    lines.push(`${stageLabel(m, id).padEnd(35)}${String(id).padStart(9)}  ${effects}`);
   }
   lines.push('', 'order event          the deal gets');
   for (const [event, action] of Object.entries(m.orderEvents)) {
     const move = action.moveTo ? `, moved to "${action.moveTo.name}" (${action.moveTo.statusId})` : '';
     lines.push(`${event.padEnd(21)}note "${action.note}"${move}`);
   }
+  const owned = (owner: string) => CONTACT_FIELDS.filter((f) => m.contactOwnership[f] === owner).join(', ') || '(none)';
+  lines.push('', `contact fields Company 1 overwrites: ${owned('company1')}`, `contact fields staff own after creation: ${owned('amocrm')}`);
   return `${lines.join('\n')}\n`;
 }

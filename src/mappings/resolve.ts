@@ -1,6 +1,6 @@
 import type { OrderStatus } from '../partner/schema.js';
 import { MappingsError } from './load.js';
-import { ORDER_EVENTS, type MappingsFile, type OrderEvent, type StageEffects } from './schema.js';
+import { type ContactOwnership, ORDER_EVENTS, type MappingsFile, type OrderEvent, type StageEffects } from './schema.js';
 
 /** What the account says exists, reduced to what resolution needs. */
 export interface AccountCatalog {
@@ -38,6 +38,8 @@ export interface Mappings {
   services: MappingsFile['services'];
   /** The reverse table: what a deal gets for each order event. */
   orderEvents: Record<OrderEvent, ResolvedOrderEventAction>;
+  /** Who owns each contact field once the contact exists (nothing to resolve: no ids). */
+  contactOwnership: ContactOwnership;
 }
 
 const WON = 142;
@@ -147,6 +149,7 @@ export function resolveMappings(file: MappingsFile, account: AccountCatalog): Ma
     partner: file.partner,
     services: file.services,
     orderEvents,
+    contactOwnership: file.contactOwnership,
   };
 }
 

@@ -90,6 +90,31 @@ function everyServiceNamedInWebview(
 }
 
 // ---------------------------------------------------------------------------------------
+// Contact field ownership (contactOwnership): who wins when Company 1's customer and the
+// amoCRM contact disagree. Kept in one block, apart from the stage table.
+
+/** The contact fields whose owner the mappings choose. detmirUserId is not one: never touched. */
+export const CONTACT_FIELDS = ['firstName', 'lastName', 'phone', 'email'] as const;
+export type ContactField = (typeof CONTACT_FIELDS)[number];
+
+/**
+ * `company1`: the order's newer value overwrites the contact when it changed; `amocrm`:
+ * filled when the contact is created, then left to staff.
+ */
+export const fieldOwnerSchema = z.enum(['amocrm', 'company1']);
+export type FieldOwner = z.infer<typeof fieldOwnerSchema>;
+
+export const contactOwnershipSchema = z
+  .object({
+    firstName: fieldOwnerSchema.default('amocrm'),
+    lastName: fieldOwnerSchema.default('amocrm'),
+    phone: fieldOwnerSchema.default('amocrm'),
+    email: fieldOwnerSchema.default('amocrm'),
+  })
+  .strict();
+export type ContactOwnership = z.infer<typeof contactOwnershipSchema>;
+
+// ---------------------------------------------------------------------------------------
 
 export const mappingsFileSchema = z
   .object({
@@ -121,6 +146,7 @@ export const mappingsFileSchema = z
       )
       .min(1),
     orderEvents: orderEventsSchema,
+    contactOwnership: contactOwnershipSchema.prefault({}),
   })
   .strict()
   .superRefine(everyServiceNamedInWebview);

@@ -14,6 +14,8 @@ import {
   settleClaim,
   takeClaim,
 } from './claims.js';
+import { contactValuesOf } from './contact-fields.js';
+import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
 import { type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
 
 /**
@@ -83,6 +85,8 @@ export async function intakeOrders(
     const chunk = await claimAll(deps, creates.slice(i, i + COMPLEX_LIMIT), outcomes, jobOf);
     if (chunk.length > 0) await createChunk(deps, chunk, outcomes);
   }
+  // A returning user's contact gets the fields Company 1 owns that changed (none by default).
+  await syncContactFields(deps, rows, outcomes);
   return outcomes;
 }
 
@@ -154,7 +158,7 @@ async function findContact(deps: IntakeDeps, userId: string, jobId: number): Pro
     if (matches.length > 1) {
       deps.logger.warn('order.intake.duplicate_contacts', { userId, contactIds: matches.map((c) => c.id), using: contactId });
     }
-    await recordContact(deps, userId, contactId);
+    await recordContact(deps, userId, contactId, { values: contactValuesOf(matches[0]!), orderAt: null });
     deps.logger.info('order.intake.contact_found', { userId, contactId });
     return { type: 'found', contactId };
   }
@@ -212,6 +216,7 @@ async function createChunk(
             lastName: order.customer.lastName,
             name: `${order.customer.firstName} ${order.customer.lastName}`.trim(),
             phone: order.customer.phone,
+            ...(order.customer.email ? { email: order.customer.email } : {}),
             customFields: [{ fieldId: mappings.fields.detmirUserId, value: order.userId }],
           },
   }));
@@ -246,7 +251,7 @@ async function createChunk(
       continue;
     }
     if ('newFor' in c.contact) {
-      await recordContact(deps, c.order.userId, contactId);
+      await recordContact(deps, c.order.userId, contactId, { values: c.order.customer, orderAt: Date.parse(c.order.createdAt) || 0 });
       deps.logger.info('order.intake.contact_created', { orderId: c.order.id, userId: c.order.userId, contactId });
     }
     await recordDeal(deps, c.order.id, result.id, contactId);
@@ -265,11 +270,12 @@ async function knownContact(db: Db, userId: string): Promise<number | undefined>
   return row?.contact_id;
 }
 
-async function recordContact(deps: IntakeDeps, userId: string, contactId: number): Promise<void> {
+/** `seen`: what the contact holds, when known (field ownership keeps fingerprints of it). */
+async function recordContact(deps: IntakeDeps, userId: string, contactId: number, seen?: SeenContact): Promise<void> {
   await deps.db.kysely.transaction().execute(async (trx) => {
     await trx
       .insertInto('contacts')
-      .values({ user_id: userId, contact_id: contactId, created_at: Date.now() })
+      .values({ user_id: userId, contact_id: contactId, created_at: Date.now(), ...syncedColumns(deps.mappings.contactOwnership, seen) })
       .onConflict((oc) => oc.column('user_id').doNothing())
       .execute();
     await settleClaim(trx, contactClaimKey(userId), contactId);

@@ -1,6 +1,7 @@
 import type { Mappings } from '../mappings/resolve.js';
 import type { Order, OrderPatch, OrderStatus } from '../partner/schema.js';
 import { dealStandsForOrderStatus } from './order-events.js';
+import { type AmoLeadView, customFieldText } from './ports.js';
 
 /**
  * Stage sync as a pure decision: given the deal as amoCRM has it *now* and the order as
@@ -15,6 +16,27 @@ export interface DealState {
   price: number | null;
   /** The deal's "Subscription status" field, if filled. */
   subscriptionStatus: string | null;
+}
+
+/** The deal as the planner sees it, read from amoCRM's answer with the table's field ids. */
+export function dealStateOf(lead: AmoLeadView, mappings: Pick<Mappings, 'fields'>): DealState {
+  return {
+    id: lead.id,
+    pipelineId: lead.pipeline_id,
+    statusId: lead.status_id,
+    price: lead.price ?? null,
+    subscriptionStatus: customFieldText(lead, mappings.fields.subscriptionStatus) ?? null,
+  };
+}
+
+/**
+ * Why stage sync leaves an order alone whatever its deal's stage, if it does: at
+ * integration stage 1 Company 1 closes orders itself, and an order it closed is its own.
+ */
+export function stageSyncOff(mappings: Pick<Mappings, 'integrationStage'>, closedByPartner: boolean): string | undefined {
+  if (mappings.integrationStage === 1) return 'integration stage 1';
+  if (closedByPartner) return 'closed by Company 1';
+  return undefined;
 }
 
 /** What the table asks of the order once the deal stands where it stands. */

@@ -7,11 +7,15 @@ import type { CreateOrderRequest, Order, OrderPage, OrderPatch } from '../partne
 
 export interface AmoCustomFieldValue {
   field_id: number;
+  /** Predefined fields carry a code (PHONE, EMAIL); others null. */
+  field_code?: string | null;
   values: Array<{ value?: unknown }>;
 }
 
 export interface AmoContactView {
   id: number;
+  first_name?: string | null;
+  last_name?: string | null;
   custom_fields_values?: AmoCustomFieldValue[] | null;
 }
 
@@ -30,7 +34,17 @@ export interface NewContactInput {
   lastName: string;
   name: string;
   phone: string;
+  email?: string;
   customFields: Array<{ fieldId: number; value: string }>;
+}
+
+/** New values for some of a contact's fields (field ownership); fields absent stay as they are. */
+export interface ContactFieldsUpdate {
+  id: number;
+  firstName?: string;
+  lastName?: string;
+  phone?: string;
+  email?: string;
 }
 
 export interface ComplexLeadInput {
@@ -52,6 +66,8 @@ export interface ComplexLeadResult {
 
 export interface AmoPort {
   searchContacts(query: string): Promise<AmoContactView[]>;
+  getContactsByIds(ids: number[]): Promise<AmoContactView[]>;
+  updateContacts(updates: ContactFieldsUpdate[]): Promise<void>;
   searchLeads(query: string): Promise<AmoLeadView[]>;
   getLeadsByIds(ids: number[]): Promise<AmoLeadView[]>;
   createLeadsComplex(items: ComplexLeadInput[]): Promise<ComplexLeadResult[]>;

@@ -10,7 +10,7 @@ import type { JobResult } from '../queue/jobs.js';
 import { desiredAdditionalInfo } from './additional-info.js';
 import { mapLimited } from './intake.js';
 import { DEAL_RECONCILE, type SyncJobHandler, syncJobs } from './jobs.js';
-import { type DealState, planOrderUpdate } from './plan-order-update.js';
+import { type DealState, dealStateOf, planOrderUpdate, stageSyncOff } from './plan-order-update.js';
 import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
 import { recordOrderHistory } from './order-history.js';
 
@@ -60,16 +60,10 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
   const row = await orderOfDeal(deps, lead);
   if (!row) return void logger.info('deal.reconcile.ignored', { dealId, reason: 'no order known to the bridge' });
   const fields = { dealId, orderId: row.order_id };
-  if (mappings.integrationStage === 1) return void logger.info('deal.reconcile.ignored', { ...fields, reason: 'integration stage 1' });
-  if (row.closed_by_partner) return void logger.info('deal.reconcile.ignored', { ...fields, reason: 'closed by Company 1' });
+  const off = stageSyncOff(mappings, row.closed_by_partner === 1);
+  if (off) return void logger.info('deal.reconcile.ignored', { ...fields, reason: off });
 
-  const deal: DealState = {
-    id: lead.id,
-    pipelineId: lead.pipeline_id,
-    statusId: lead.status_id,
-    price: lead.price ?? null,
-    subscriptionStatus: customFieldText(lead, mappings.fields.subscriptionStatus) ?? null,
-  };
+  const deal: DealState = dealStateOf(lead, mappings);
   let order: Order = orderSchema.parse(JSON.parse(row.snapshot));
 
   for (let round = 1; round <= MAX_CONFLICT_ROUNDS; round++) {
@@ -108,7 +102,7 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
 }
 
 /** The order behind a deal: by the recorded deal id, else by the deal's detmirOrderId. */
-async function orderOfDeal(deps: ReconcileDeps, lead: AmoLeadView): Promise<OrderRow | undefined> {
+export async function orderOfDeal(deps: { db: Db; mappings: Pick<Mappings, 'fields'> }, lead: AmoLeadView): Promise<OrderRow | undefined> {
   const byDeal = await deps.db.kysely.selectFrom('orders').selectAll().where('deal_id', '=', lead.id).executeTakeFirst();
   if (byDeal) return byDeal;
   const orderId = customFieldText(lead, deps.mappings.fields.detmirOrderId);

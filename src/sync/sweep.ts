@@ -5,8 +5,8 @@ import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
 import { DEAL_RECONCILE, DEALS_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
-import { planOrderUpdate } from './plan-order-update.js';
-import { type AmoPort, customFieldText } from './ports.js';
+import { dealStateOf, planOrderUpdate } from './plan-order-update.js';
+import type { AmoPort } from './ports.js';
 
 const CURSOR_KEY = 'sweep.cursor';
 /** amoCRM's updated_at has one-second resolution and writes land late: look back a little. */
@@ -69,17 +69,7 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
       newest = Math.max(newest, lead.updated_at ?? 0);
       const row = rowOf.get(lead.id);
       if (!row) continue;
-      const plan = planOrderUpdate(
-        mappings,
-        {
-          id: lead.id,
-          pipelineId: lead.pipeline_id,
-          statusId: lead.status_id,
-          price: lead.price ?? null,
-          subscriptionStatus: customFieldText(lead, mappings.fields.subscriptionStatus) ?? null,
-        },
-        orderSchema.parse(JSON.parse(row.snapshot)),
-      );
+      const plan = planOrderUpdate(mappings, dealStateOf(lead, mappings), orderSchema.parse(JSON.parse(row.snapshot)));
       if (plan.type === 'update' || plan.type === 'unreachable') {
         await syncJobs.enqueue(db.kysely, DEAL_RECONCILE, { dealId: lead.id }, { key: `order:${row.order_id}` });
         queued++;

@@ -8,14 +8,17 @@ import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
  * unknown outcome waits out the simulator's search-index lag, and half a second more,
  * before one empty search counts (as AMO_SEARCH_SETTLE_SECONDS does against amoCRM): any
  * shorter and the bridge makes duplicates.
+ * `databaseUrl` opens the same database from another process (the CLI); silent unless
+ * given a logger.
  */
 export async function testStack(
   kind: DatabaseKind,
   title: string,
   options: Partial<Omit<StackOptions, 'databaseUrl'>> = {},
-): Promise<Stack> {
+): Promise<Stack & { databaseUrl: string }> {
   const { url, schema } = await freshDatabaseUrl(kind, title);
-  return startStack({
+  const databaseUrl = schema ? withSchema(url, schema) : url;
+  const stack = await startStack({
     databaseUrl: url,
     ...options,
     logger: options.logger ?? createTestLogger(),
@@ -32,6 +35,13 @@ export async function testStack(
       ...options.tuning,
     },
   });
+  return Object.assign(stack, { databaseUrl });
+}
+
+function withSchema(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('schema', schema);
+  return parsed.toString();
 }
 
 /** Polls until `check` returns a value other than undefined/false, or fails with `what`. */
@@ -43,4 +53,17 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Every job done but the periodic sweep: the bridge has done all it will for what it was told. */
+export async function drained(stack: Stack): Promise<void> {
+  await waitFor('the queue to drain', async () => {
+    const open = await stack.bridge.db.kysely
+      .selectFrom('jobs')
+      .select('id')
+      .where('status', '<>', 'done')
+      .where('kind', '<>', 'deals.sweep')
+      .execute();
+    return open.length === 0;
+  });
 }

@@ -128,6 +128,8 @@ export interface AmoSimulator {
   setLongLivedToken(token: string | undefined): void;
   /** A contact a salesperson made in the UI. */
   createContactAsStaff(input: { firstName: string; lastName: string; phone?: string; detmirUserId?: string }): Contact;
+  /** A salesperson edits a contact in the UI; a phone given replaces the contact's phones. */
+  editContactAsStaff(contactId: number, input: { firstName?: string; lastName?: string; phone?: string }): Contact;
   /** A deal a salesperson made in the UI (fires add_lead webhooks unless fire is false). */
   createLeadAsStaff(
     input: { name: string; statusName?: string; pipelineName?: string; price?: number; contactId?: number; detmirOrderId?: string },
@@ -263,6 +265,23 @@ export function createAmoSimulator(options: AmoSimulatorOptions = {}): AmoSimula
         ),
       );
       return structuredClone(state.applyContact(null, write, STAFF_USER_ID));
+    },
+
+    editContactAsStaff(contactId, input) {
+      const current = state.contacts.get(contactId);
+      if (!current || current.is_deleted) throw new Error(`amo simulator: no contact ${contactId}`);
+      const write = checked('editContactAsStaff', (errors) =>
+        state.prepareContact(
+          {
+            first_name: input.firstName,
+            last_name: input.lastName,
+            custom_fields_values: input.phone ? [{ field_id: FIELD_IDS.contactPhone, values: [{ value: input.phone, enum_code: 'MOB' }] }] : [],
+          },
+          errors,
+          '0',
+        ),
+      );
+      return structuredClone(state.applyContact(current, write, STAFF_USER_ID));
     },
 
     async createLeadAsStaff(input, opts = {}) {

@@ -29,7 +29,8 @@ export const FIELD_IDS = {
   leadSource: 932_798,
 } as const;
 
-const MAIN_STAGES = [
+/** The open stages of pipeline "Company 2" after "Incoming leads", in order. */
+export const MAIN_STAGES = [
   'New lead',
   'Recorded for trial',
   'Confirmed VU',
