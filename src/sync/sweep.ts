@@ -7,6 +7,7 @@ import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
 import { enqueue } from '../queue/enqueue.js';
 import type { JobHandler, JobResult } from '../queue/worker.js';
+import { dealBelongsTo } from './deal-ownership.js';
 import { planOrderUpdate } from './plan-order-update.js';
 import { type AmoPort, customFieldText } from './ports.js';
 
@@ -53,6 +54,25 @@ export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now()
   await enqueue(db.kysely, { kind: DEALS_SWEEP, key: 'sweep', runAt: now + intervalMs, maxAttempts: 3 }, now);
 }
 
+/**
+ * Queues the reconcile that reports a deal linked to an order it does not belong to,
+ * unless a reconcile is already unfinished (waiting, running or dead) under the key: that
+ * one re-reads the order's deal and reports it. The key is the one webhooks for the deal
+ * use (the first linked order), so they coalesce with it too.
+ */
+async function reportMismatch(db: Db, key: string, dealId: number): Promise<boolean> {
+  const open = await db.kysely
+    .selectFrom('jobs')
+    .select('id')
+    .where('kind', '=', DEAL_RECONCILE)
+    .where('job_key', '=', key)
+    .where('status', '<>', 'done')
+    .executeTakeFirst();
+  if (open) return false;
+  await enqueue(db.kysely, { kind: DEAL_RECONCILE, key, payload: { dealId } });
+  return true;
+}
+
 export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ read: number; queued: number }> {
   const { db, amo, mappings, logger } = deps;
   const saved = await readKv(db.kysely, CURSOR_KEY);
@@ -66,13 +86,29 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
     read += leads.length;
     const ids = leads.map((l) => l.id);
     const rows = ids.length
-      ? await db.kysely.selectFrom('orders').selectAll().where('deal_id', 'in', ids).where('closed_by_partner', '=', 0).execute()
+      ? await db.kysely
+          .selectFrom('orders')
+          .selectAll()
+          .where('deal_id', 'in', ids)
+          .where('closed_by_partner', '=', 0)
+          .orderBy('order_id') // the first linked order keys the deal's jobs, as for its webhooks
+          .execute()
       : [];
-    const rowOf = new Map(rows.map((r) => [r.deal_id, r]));
     for (const lead of leads) {
       newest = Math.max(newest, lead.updated_at ?? 0);
-      const row = rowOf.get(lead.id);
+      const linked = rows.filter((r) => r.deal_id === lead.id);
+      const row = linked[0];
       if (!row) continue;
+      const stale = linked.find((r) => dealBelongsTo(lead, r.order_id, mappings).type === 'mismatch');
+      if (stale) {
+        // Nothing is planned on a deal that is not the order's: the reconcile re-reads it
+        // and dies with the reason, once however many sweeps see the deal.
+        if (await reportMismatch(db, `order:${row.order_id}`, lead.id)) {
+          queued++;
+          logger.warn('sweep.deal_mismatch', { dealId: lead.id, orderId: stale.order_id });
+        }
+        continue;
+      }
       const plan = planOrderUpdate(
         mappings,
         {

@@ -1,0 +1,135 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Order } from '../src/partner/schema.js';
+import type { Stack } from '../src/sandbox/stack.js';
+import { DATABASES } from './support/databases.js';
+import { linkedOrder } from './support/orders.js';
+import { testStack, waitFor } from './support/stack.js';
+
+/**
+ * amoCRM ids come back on other records when an account is restored from a backup or the
+ * simulator restarts without its data. A deal id the bridge recorded for one order may
+ * then be another order's deal: before the bridge acts on a deal for an order, the deal
+ * must carry that order's detmirOrderId, or nothing is written to either side and the job
+ * waits in the dead letter with the reason.
+ */
+
+const MISMATCH = (dealId: number, a: string, b: string) =>
+  new RegExp(`^deal ${dealId} is linked to order ${a} but carries detmirOrderId ${b} \\(order ${b} is linked to it too\\): amoCRM ids may have been reused .* replay this job`);
+
+/** Every job but the sweeps finished (done or dead), and no webhook delivery under way. */
+async function settled(stack: Stack) {
+  const open = async () => {
+    await stack.amo.webhooksIdle();
+    const rows = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', 'not in', ['done', 'dead']).where('kind', '<>', 'deals.sweep').execute();
+    return rows.length === 0;
+  };
+  await waitFor('the queue to drain', open);
+  await new Promise((r) => setTimeout(r, 300));
+  await waitFor('the queue to drain again', open);
+}
+
+const deadJobs = (stack: Stack) =>
+  stack.bridge.db.kysely.selectFrom('jobs').select(['id', 'kind', 'job_key', 'last_error']).where('status', '=', 'dead').execute();
+
+/** The bridge's PATCHes of Company 1 orders (additionalInfo, status, …). */
+const partnerPatches = (stack: Stack) => stack.partner.stats.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/orders/'));
+
+const notesOf = (stack: Stack, dealId: number) =>
+  [...stack.amo.state.notes.values()].filter((n) => n.entity_type === 'leads' && n.entity_id === dealId).map((n) => n.params.text);
+
+/**
+ * Order A gets deal D; amoCRM restarts without its data; order B's deal then gets the
+ * same id D. The bridge holds D for both, and D carries B's id.
+ */
+async function reusedDealId(stack: Stack): Promise<{ a: Order; b: Order; dealId: number }> {
+  const a = await linkedOrder(stack, 'first-owner');
+  await settled(stack);
+  stack.amo.state.forgetRecords();
+  const b = await linkedOrder(stack, 'second-owner');
+  await settled(stack);
+  expect(b.dealId).toBe(a.dealId);
+  expect(a.order.id < b.order.id).toBe(true);
+  return { a: a.order, b: b.order, dealId: a.dealId };
+}
+
+/** Company 1 changes the order on its side and says so by an order.updated webhook. */
+async function cancelledInCompany1(stack: Stack, orderId: string): Promise<void> {
+  const res = await fetch(`${stack.partnerUrl}/orders/${orderId}`, {
+    method: 'PATCH',
+    headers: { authorization: 'Bearer partner-sim-token', 'content-type': 'application/json', 'idempotency-key': `app-cancel-${orderId}` },
+    body: JSON.stringify({ status: 'cancelled' }),
+  });
+  expect(res.status).toBe(200);
+  expect((await stack.partner.sendWebhook('order.updated', (await res.json()) as Order)).status).toBe(202);
+}
+
+describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('a stage move of a deal linked to order A that now carries order B: no PATCH to either order, one dead job saying why', async () => {
+    stack = await testStack(kind, `reused-webhook-${kind}`);
+    await stack.bridge.ready;
+    const { a, b, dealId } = await reusedDealId(stack);
+    const patchesBefore = partnerPatches(stack).length;
+
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+    await settled(stack);
+
+    expect(partnerPatches(stack).slice(patchesBefore)).toEqual([]);
+    expect(stack.partner.orders.get(a.id)!.status).toBe('on_approval');
+    expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
+    const dead = await deadJobs(stack);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ kind: 'deal.reconcile', job_key: `order:${a.id}` });
+    expect(dead[0]!.last_error).toMatch(MISMATCH(dealId, a.id, b.id));
+  });
+
+  it('the sweep finds the deal moved with no webhook: no write, and one dead job however many sweeps see it', async () => {
+    stack = await testStack(kind, `reused-sweep-${kind}`, { env: { SWEEP_INTERVAL: '1' } });
+    await stack.bridge.ready;
+    const { a, b, dealId } = await reusedDealId(stack);
+    const patchesBefore = partnerPatches(stack).length;
+
+    const sweeps = async () =>
+      (await stack!.bridge.db.kysely.selectFrom('jobs').select('id').where('kind', '=', 'deals.sweep').where('status', '=', 'done').execute()).length;
+    const sweptBefore = await sweeps();
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' }, { fire: false });
+    // The sweep reads a minute back, so every one of these sees the deal as recently updated.
+    await waitFor('four sweeps', async () => (await sweeps()) >= sweptBefore + 4, 10_000);
+    await settled(stack);
+
+    expect(partnerPatches(stack).slice(patchesBefore)).toEqual([]);
+    expect(stack.partner.orders.get(a.id)!.status).toBe('on_approval');
+    expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
+    const dead = await deadJobs(stack);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.last_error).toMatch(MISMATCH(dealId, a.id, b.id));
+    const reconciles = await stack.bridge.db.kysely.selectFrom('jobs').select('status').where('kind', '=', 'deal.reconcile').execute();
+    expect(reconciles).toEqual([{ status: 'dead' }]);
+  });
+
+  it('order A cancelled in Company 1 while its recorded deal carries order B: no note, no move, one dead job', async () => {
+    stack = await testStack(kind, `reused-cancel-${kind}`);
+    await stack.bridge.ready;
+    const { a, b, dealId } = await reusedDealId(stack);
+    const newLead = stack.amo.state.leads.get(dealId)!.status_id;
+    const patchesBefore = partnerPatches(stack).length;
+
+    await cancelledInCompany1(stack, a.id);
+    await settled(stack);
+
+    expect(notesOf(stack, dealId)).toEqual([]);
+    expect(stack.amo.state.leads.get(dealId)!.status_id).toBe(newLead);
+    expect(stack.amo.stats.count({ method: 'PATCH', pathPrefix: '/api/v4/leads' })).toBe(0);
+    expect(partnerPatches(stack).slice(patchesBefore).map((r) => r.idempotencyKey)).toEqual([`app-cancel-${a.id}`]);
+    expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
+    const dead = await deadJobs(stack);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ kind: 'order.sync', job_key: `order:${a.id}` });
+    expect(dead[0]!.last_error).toMatch(new RegExp(`^deal ${dealId} is linked to order ${a.id} but carries detmirOrderId ${b.id}: `));
+  });
+});
