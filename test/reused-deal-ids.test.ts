@@ -132,4 +132,28 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     expect(dead[0]).toMatchObject({ kind: 'order.sync', job_key: `order:${a.id}` });
     expect(dead[0]!.last_error).toMatch(new RegExp(`^deal ${dealId} is linked to order ${a.id} but carries detmirOrderId ${b.id}: `));
   });
+  it('what the check costs: a new order no amoCRM read, an order event at most one batched read of its deal', async () => {
+    // The bridge's own moves are not echoed, so every read below is the check's.
+    stack = await testStack(kind, `reused-cost-${kind}`, { amo: { apiChangesFireWebhooks: false } });
+    await stack.bridge.ready;
+    const leadReads = () => stack!.amo.stats.requests.filter((r) => r.method === 'GET' && r.path === '/api/v4/leads');
+    stack.amo.stats.reset(); // the mappings' resolution at start
+    const linked = [];
+    for (let i = 0; i < 5; i++) linked.push(await linkedOrder(stack, `cost-${i}`));
+    await settled(stack);
+    // Intake: a contact search and a leads/complex per new user; its deal is never read back.
+    expect(leadReads()).toEqual([]);
+    expect(stack.amo.stats.count({ pathPrefix: '/api/v4' })).toBe(2 * linked.length);
+
+    stack.amo.stats.reset();
+    await Promise.all(linked.map(({ order }) => cancelledInCompany1(stack!, order.id)));
+    await settled(stack);
+    for (const { dealId } of linked) {
+      expect(notesOf(stack, dealId)).toEqual(['Клиент отменил заказ']);
+      expect(leadReads().filter((r) => r.url.includes(String(dealId))), `reads of deal ${dealId}`).toHaveLength(1);
+    }
+    // One GET per batch of order events, shared by the batch's deals.
+    expect(leadReads().length).toBeLessThanOrEqual(linked.length);
+    expect(await deadJobs(stack)).toEqual([]);
+  });
 });
