@@ -6,7 +6,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
+import { connect } from '../src/db/connect.js';
+import { migrate } from '../src/db/migrate.js';
+import { recordOrder } from '../src/inbox/accept-partner-event.js';
 import { editedMappings } from './support/mappings.js';
+import { anOrder } from './support/orders.js';
 
 const run = promisify(execFile);
 
@@ -83,5 +87,33 @@ describe('amobridge CLI', () => {
     const wrong = await cli(['frobnicate']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/unknown command: frobnicate[\s\S]*usage: amobridge/);
+  });
+  it('orders relink links an order to a deal carrying its id, and refuses a deal that carries another', async () => {
+    const seed = connect(env.DATABASE_URL);
+    await migrate(seed);
+    await seed.kysely.transaction().execute((trx) => recordOrder(trx, anOrder('on_approval', { id: 'DM-7' }), { origin: 'webhook' }));
+    await seed.close();
+    const own = await amo.createLeadAsStaff({ name: 'Trial lesson — order DM-7', detmirOrderId: 'DM-7' }, { fire: false });
+    const other = await amo.createLeadAsStaff({ name: 'Trial lesson — order DM-8', detmirOrderId: 'DM-8' }, { fire: false });
+
+    expect(await cli(['orders', 'relink', 'DM-7', String(other.id)])).toMatchObject({
+      code: 1,
+      stderr: `amobridge: deal ${other.id} carries detmirOrderId DM-8, not DM-7: set it in amoCRM first\n`,
+    });
+    expect(await cli(['orders', 'relink', 'DM-7', String(own.id)])).toMatchObject({
+      code: 0,
+      stdout: `order DM-7 linked to deal ${own.id} (was none); now replay its dead jobs (dead list)\n`,
+    });
+    expect((await cli(['orders', 'relink', 'DM-7'])).stderr).toMatch(/orders relink needs an order id and a deal id/);
+
+    const db = connect(env.DATABASE_URL);
+    try {
+      expect(await db.kysely.selectFrom('orders').select('deal_id').where('order_id', '=', 'DM-7').executeTakeFirst()).toEqual({ deal_id: own.id });
+      expect(await db.kysely.selectFrom('jobs').select(['kind', 'job_key', 'status']).execute()).toEqual([
+        { kind: 'order.sync', job_key: 'order:DM-7', status: 'queued' },
+      ]);
+    } finally {
+      await db.close();
+    }
   });
 });

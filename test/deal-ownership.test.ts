@@ -32,8 +32,9 @@ describe('dealBelongsTo: a deal is an orderâ€™s only when it carries the orderâ€
     expect(owned.type === 'mismatch' && owned.reason).toBe(
       'deal 20100001 is linked to order DM-1 but carries detmirOrderId DM-9 (order DM-9 is linked to it too): ' +
         'amoCRM ids may have been reused (an account restored from a backup?), so nothing was written to Company 1 or amoCRM. ' +
-        'Open deal 20100001 in amoCRM: if it is order DM-1\'s deal, set its detmirOrderId to DM-1 and replay this job; ' +
-        'if it is not, order DM-1\'s link to it is stale and the order needs its own deal before this job is replayed.',
+        'Open deal 20100001 in amoCRM: if it is order DM-1\'s deal, set its detmirOrderId to DM-1; if not, link the order ' +
+        'to its own deal (amobridge orders relink DM-1 <deal-id>; a deal made in amoCRM for it needs detmirOrderId DM-1). ' +
+        'Then replay this job.',
     );
     const empty = dealBelongsTo(deal(null), 'DM-1', mappings);
     expect(empty.type === 'mismatch' && empty.reason).toMatch(/^deal 20100001 is linked to order DM-1 but carries no detmirOrderId: /);

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
+import { replayDeadJob } from '../src/queue/dead-letter.js';
 import type { Stack } from '../src/sandbox/stack.js';
+import { relinkOrderDeal } from '../src/sync/relink.js';
 import { DATABASES } from './support/databases.js';
 import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
@@ -155,5 +157,31 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     // One GET per batch of order events, shared by the batch's deals.
     expect(leadReads().length).toBeLessThanOrEqual(linked.length);
     expect(await deadJobs(stack)).toEqual([]);
+  });
+  it('the reason can be acted on: order A linked to a deal of its own, the dead job replayed, and each order follows its own deal', async () => {
+    stack = await testStack(kind, `reused-relink-${kind}`);
+    const mappings = await stack.bridge.ready;
+    const { a, b, dealId } = await reusedDealId(stack);
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+    await settled(stack);
+    const [dead] = await deadJobs(stack);
+
+    // The person gives order A a contact and a deal of its own in amoCRM, and links the order to it.
+    const contact = stack.amo.createContactAsStaff({ firstName: 'Ольга', lastName: 'Смирнова', detmirUserId: a.userId });
+    const own = await stack.amo.createLeadAsStaff({ name: `Trial lesson — order ${a.id}`, detmirOrderId: a.id, contactId: contact.id }, { fire: false });
+    const deps = { db: stack.bridge.db, amo: stack.bridge.amo, mappings };
+    expect(await relinkOrderDeal(deps, a.id, dealId)).toEqual({
+      type: 'refused',
+      reason: `deal ${dealId} carries detmirOrderId ${b.id}, not ${a.id}: set it in amoCRM first`,
+    });
+    expect(await relinkOrderDeal(deps, 'DM-404', own.id)).toEqual({ type: 'refused', reason: 'the bridge has no order DM-404' });
+    expect(await relinkOrderDeal(deps, a.id, own.id)).toEqual({ type: 'relinked', orderId: a.id, dealId: own.id, previous: dealId });
+    expect(await replayDeadJob(stack.bridge.db.kysely, dead!.id)).toBe(true);
+    await settled(stack);
+
+    expect(await deadJobs(stack)).toEqual([]);
+    // Deal D is order B's, in "Recorded for trial"; order A now names its own deal.
+    expect(stack.partner.orders.get(b.id)).toMatchObject({ status: 'approved', additionalInfo: { externalId: dealId } });
+    expect(stack.partner.orders.get(a.id)).toMatchObject({ status: 'on_approval', additionalInfo: { contactId: contact.id, externalId: own.id } });
   });
 });

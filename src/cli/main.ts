@@ -11,6 +11,7 @@ import { loadMappingsFile, MappingsError } from '../mappings/load.js';
 import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
 import { listDeadJobs, replayDeadJob } from '../queue/dead-letter.js';
+import { relinkOrderDeal } from '../sync/relink.js';
 
 /** `amobridge <command>`: operator tasks against the configured account and database. */
 
@@ -20,6 +21,7 @@ const USAGE = `usage: amobridge <command>
   oauth <code>            exchange an amoCRM authorization code and store the tokens
   dead list               list dead-lettered jobs with their last error
   dead replay <job-id>    send a dead job back to the queue
+  orders relink <order-id> <deal-id>   link an order to its own deal (it must carry the order's detmirOrderId)
   apikey create <name> <scope>...   an admin API key (scopes: ${SCOPES.join(', ')}); shown once
   apikey revoke <id>      revoke an admin API key
 `;
@@ -79,6 +81,18 @@ async function main(argv: string[]): Promise<number> {
       const ok = await replayDeadJob(db.kysely, id);
       process.stdout.write(ok ? `job ${id} queued again\n` : `job ${id} is not dead\n`);
       return ok ? 0 : 1;
+    }
+    if (command === 'orders' && sub === 'relink') {
+      const dealId = Number(positionals[3]);
+      if (!arg || !Number.isSafeInteger(dealId) || dealId <= 0) throw new UsageError('orders relink needs an order id and a deal id');
+      const mappings = resolveMappings(loadMappingsFile(config.MAPPINGS_PATH), await fetchAccountCatalog(amo));
+      const outcome = await relinkOrderDeal({ db, amo, mappings }, arg, dealId);
+      if (outcome.type === 'refused') {
+        process.stderr.write(`amobridge: ${outcome.reason}\n`);
+        return 1;
+      }
+      process.stdout.write(`order ${arg} linked to deal ${dealId} (was ${outcome.previous ?? 'none'}); now replay its dead jobs (dead list)\n`);
+      return 0;
     }
     if (command === 'apikey' && sub === 'create') {
       const scopes = positionals.slice(3).map((s) => scopeSchema.safeParse(s));

@@ -42,7 +42,7 @@ export function dealBelongsTo(
     (others.length > 0 ? ` (order${others.length > 1 ? 's' : ''} ${others.join(', ')} ${others.length > 1 ? 'are' : 'is'} linked to it too)` : '') +
     `: amoCRM ids may have been reused (an account restored from a backup?), so nothing was written to ` +
     `Company 1 or amoCRM. Open deal ${lead.id} in amoCRM: if it is order ${orderId}'s deal, set its ` +
-    `detmirOrderId to ${orderId} and replay this job; if it is not, order ${orderId}'s link to it is stale ` +
-    `and the order needs its own deal before this job is replayed.`;
+    `detmirOrderId to ${orderId}; if not, link the order to its own deal (amobridge orders relink ${orderId} ` +
+    `<deal-id>; a deal made in amoCRM for it needs detmirOrderId ${orderId}). Then replay this job.`;
   return { type: 'mismatch', dealId: lead.id, orderId, carries, reason };
 }

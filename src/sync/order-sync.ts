@@ -132,7 +132,8 @@ async function checkDeals(deps: OrderSyncDeps, plans: SyncPlan[]): Promise<Map<n
         job.id,
         new PermanentError(
           `deal ${ids.dealId} of order ${row.order_id} is not in amoCRM (deleted, or an account restored from a backup?), ` +
-            `so nothing was written to Company 1 or amoCRM. Restore the deal, or give the order its own deal, then replay this job.`,
+            `so nothing was written to Company 1 or amoCRM. Restore the deal, or link the order to its own deal ` +
+            `(amobridge orders relink ${row.order_id} <deal-id>), then replay this job.`,
         ),
       );
       continue;
