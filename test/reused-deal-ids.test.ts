@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
 import { replayDeadJob } from '../src/queue/dead-letter.js';
 import type { Stack } from '../src/sandbox/stack.js';
+import { dealClaimKey, takeClaim } from '../src/sync/claims.js';
 import { relinkOrderDeal } from '../src/sync/relink.js';
 import { DATABASES } from './support/databases.js';
 import { linkedOrder } from './support/orders.js';
@@ -183,5 +184,23 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     // Deal D is order B's, in "Recorded for trial"; order A now names its own deal.
     expect(stack.partner.orders.get(b.id)).toMatchObject({ status: 'approved', additionalInfo: { externalId: dealId } });
     expect(stack.partner.orders.get(a.id)).toMatchObject({ status: 'on_approval', additionalInfo: { contactId: contact.id, externalId: own.id } });
+  });
+  it('intake after a create of unknown outcome takes the deal carrying the order’s id, not an earlier one that only mentions it', async () => {
+    stack = await testStack(kind, `reused-search-${kind}`);
+    await stack.bridge.ready;
+    const order = await stack.partner.createOrderAsUser({ userId: 'searched', customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' } }, { send: false });
+    const contact = stack.amo.createContactAsStaff({ firstName: 'Ольга', lastName: 'Смирнова', detmirUserId: 'searched' });
+    // amoCRM's search is full text: a deal naming the order in its title is found too.
+    const mention = await stack.amo.createLeadAsStaff({ name: `Follow-up of ${order.id}`, detmirOrderId: 'DM-999999', contactId: contact.id }, { fire: false });
+    // The bridge sent the create and crashed before the answer was recorded.
+    const lost = await stack.amo.createLeadAsStaff({ name: `Trial lesson — order ${order.id}`, detmirOrderId: order.id, contactId: contact.id }, { fire: false });
+    expect(await takeClaim(stack.bridge.db.kysely, dealClaimKey(order.id), { state: 'free' }, 0, Date.now() - 60_000)).toBe(true);
+
+    expect((await stack.partner.sendWebhook('order.created', order)).status).toBe(202);
+    const info = await waitFor('additionalInfo', () => stack!.partner.orders.get(order.id)?.additionalInfo ?? undefined);
+    expect(info).toEqual({ contactId: contact.id, externalId: lost.id, closedByDetmir: false });
+    expect(mention.id).toBeLessThan(lost.id);
+    expect(stack.amo.stats.count({ method: 'GET', pathPrefix: '/api/v4/leads' })).toBeGreaterThan(0);
+    expect(stack.amo.state.leads.size).toBe(2);
   });
 });
