@@ -5,8 +5,8 @@ import type { Stack } from '../src/sandbox/stack.js';
 import { dealClaimKey, takeClaim } from '../src/sync/claims.js';
 import { relinkOrderDeal } from '../src/sync/relink.js';
 import { DATABASES } from './support/databases.js';
-import { linkedOrder } from './support/orders.js';
-import { testStack, waitFor } from './support/stack.js';
+import { changedByCompany1, linkedOrder, notesOf } from './support/orders.js';
+import { settled, testStack, waitFor } from './support/stack.js';
 
 /**
  * amoCRM ids come back on other records when an account is restored from a backup or the
@@ -19,26 +19,11 @@ import { testStack, waitFor } from './support/stack.js';
 const MISMATCH = (dealId: number, a: string, b: string) =>
   new RegExp(`^deal ${dealId} is linked to order ${a} but carries detmirOrderId ${b} \\(order ${b} is linked to it too\\): amoCRM ids may have been reused .* replay this job`);
 
-/** Every job but the sweeps finished (done or dead), and no webhook delivery under way. */
-async function settled(stack: Stack) {
-  const open = async () => {
-    await stack.amo.webhooksIdle();
-    const rows = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', 'not in', ['done', 'dead']).where('kind', '<>', 'deals.sweep').execute();
-    return rows.length === 0;
-  };
-  await waitFor('the queue to drain', open);
-  await new Promise((r) => setTimeout(r, 300));
-  await waitFor('the queue to drain again', open);
-}
-
 const deadJobs = (stack: Stack) =>
   stack.bridge.db.kysely.selectFrom('jobs').select(['id', 'kind', 'job_key', 'last_error']).where('status', '=', 'dead').execute();
 
 /** The bridge's PATCHes of Company 1 orders (additionalInfo, status, …). */
 const partnerPatches = (stack: Stack) => stack.partner.stats.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/orders/'));
-
-const notesOf = (stack: Stack, dealId: number) =>
-  [...stack.amo.state.notes.values()].filter((n) => n.entity_type === 'leads' && n.entity_id === dealId).map((n) => n.params.text);
 
 /**
  * Order A gets deal D; amoCRM restarts without its data; order B's deal then gets the
@@ -55,15 +40,15 @@ async function reusedDealId(stack: Stack): Promise<{ a: Order; b: Order; dealId:
   return { a: a.order, b: b.order, dealId: a.dealId };
 }
 
-/** Company 1 changes the order on its side and says so by an order.updated webhook. */
-async function cancelledInCompany1(stack: Stack, orderId: string): Promise<void> {
-  const res = await fetch(`${stack.partnerUrl}/orders/${orderId}`, {
-    method: 'PATCH',
-    headers: { authorization: 'Bearer partner-sim-token', 'content-type': 'application/json', 'idempotency-key': `app-cancel-${orderId}` },
-    body: JSON.stringify({ status: 'cancelled' }),
-  });
-  expect(res.status).toBe(200);
-  expect((await stack.partner.sendWebhook('order.updated', (await res.json()) as Order)).status).toBe(202);
+/** Neither order was written to, and one dead job, the deal's reconcile, says why. */
+async function expectRefused(stack: Stack, { a, b, dealId }: { a: Order; b: Order; dealId: number }, patchesBefore: number) {
+  expect(partnerPatches(stack).slice(patchesBefore)).toEqual([]);
+  expect(stack.partner.orders.get(a.id)!.status).toBe('on_approval');
+  expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
+  const dead = await deadJobs(stack);
+  expect(dead).toHaveLength(1);
+  expect(dead[0]).toMatchObject({ kind: 'deal.reconcile', job_key: `order:${a.id}` });
+  expect(dead[0]!.last_error).toMatch(MISMATCH(dealId, a.id, b.id));
 }
 
 describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
@@ -82,13 +67,7 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
     await settled(stack);
 
-    expect(partnerPatches(stack).slice(patchesBefore)).toEqual([]);
-    expect(stack.partner.orders.get(a.id)!.status).toBe('on_approval');
-    expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
-    const dead = await deadJobs(stack);
-    expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({ kind: 'deal.reconcile', job_key: `order:${a.id}` });
-    expect(dead[0]!.last_error).toMatch(MISMATCH(dealId, a.id, b.id));
+    await expectRefused(stack, { a, b, dealId }, patchesBefore);
   });
 
   it('the sweep finds the deal moved with no webhook: no write, and one dead job however many sweeps see it', async () => {
@@ -105,12 +84,7 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     await waitFor('four sweeps', async () => (await sweeps()) >= sweptBefore + 4, 10_000);
     await settled(stack);
 
-    expect(partnerPatches(stack).slice(patchesBefore)).toEqual([]);
-    expect(stack.partner.orders.get(a.id)!.status).toBe('on_approval');
-    expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
-    const dead = await deadJobs(stack);
-    expect(dead).toHaveLength(1);
-    expect(dead[0]!.last_error).toMatch(MISMATCH(dealId, a.id, b.id));
+    await expectRefused(stack, { a, b, dealId }, patchesBefore);
     const reconciles = await stack.bridge.db.kysely.selectFrom('jobs').select('status').where('kind', '=', 'deal.reconcile').execute();
     expect(reconciles).toEqual([{ status: 'dead' }]);
   });
@@ -122,13 +96,13 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     const newLead = stack.amo.state.leads.get(dealId)!.status_id;
     const patchesBefore = partnerPatches(stack).length;
 
-    await cancelledInCompany1(stack, a.id);
+    await changedByCompany1(stack, a.id, 'cancelled');
     await settled(stack);
 
     expect(notesOf(stack, dealId)).toEqual([]);
     expect(stack.amo.state.leads.get(dealId)!.status_id).toBe(newLead);
     expect(stack.amo.stats.count({ method: 'PATCH', pathPrefix: '/api/v4/leads' })).toBe(0);
-    expect(partnerPatches(stack).slice(patchesBefore).map((r) => r.idempotencyKey)).toEqual([`app-cancel-${a.id}`]);
+    expect(partnerPatches(stack).slice(patchesBefore).map((r) => r.idempotencyKey)).toEqual([`app-cancelled-${a.id}`]);
     expect(stack.partner.orders.get(b.id)!.status).toBe('on_approval');
     const dead = await deadJobs(stack);
     expect(dead).toHaveLength(1);
@@ -149,7 +123,7 @@ describe.each(DATABASES)('reused amoCRM deal ids on %s', (kind) => {
     expect(stack.amo.stats.count({ pathPrefix: '/api/v4' })).toBe(2 * linked.length);
 
     stack.amo.stats.reset();
-    await Promise.all(linked.map(({ order }) => cancelledInCompany1(stack!, order.id)));
+    await Promise.all(linked.map(({ order }) => changedByCompany1(stack!, order.id, 'cancelled')));
     await settled(stack);
     for (const { dealId } of linked) {
       expect(notesOf(stack, dealId)).toEqual(['Клиент отменил заказ']);
