@@ -115,7 +115,10 @@ async function orderOfDeal(deps: ReconcileDeps, lead: AmoLeadView): Promise<Orde
   const linkedIds = linked.map((r) => r.order_id);
   for (const row of linked) {
     const owned = dealBelongsTo(lead, row.order_id, deps.mappings, linkedIds);
-    if (owned.type === 'mismatch') throw new PermanentError(owned.reason);
+    if (owned.type === 'mismatch') {
+      deps.logger.warn('deal.check.mismatch', { dealId: lead.id, orderId: row.order_id, carries: owned.carries });
+      throw new PermanentError(owned.reason);
+    }
   }
   // Order ids are unique, so at most one linked order passes: it is the only one.
   if (linked[0]) return linked[0];
