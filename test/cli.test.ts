@@ -14,7 +14,9 @@ import { failJob } from '../src/queue/finish.js';
 import { leaseJobs } from '../src/queue/lease.js';
 import { DATABASES, freshDatabaseUrl } from './support/databases.js';
 import { requireFreshBuild } from './support/dist.js';
+import { recordOrder } from '../src/inbox/accept-partner-event.js';
 import { editedMappings } from './support/mappings.js';
+import { anOrder } from './support/orders.js';
 
 /** `amobridge …` as installed: bin/amobridge.js runs the compiled CLI in dist/. */
 const cliWith = async (env: Record<string, string>, args: string[]) => {
@@ -109,25 +111,56 @@ describe('amobridge CLI', () => {
     expect(wrong.stderr).toMatch(/unknown command: frobnicate[\s\S]*usage: amobridge/);
   });
 
+  it('orders relink links an order to a deal carrying its id, and refuses a deal that carries another', async () => {
+    const seed = connect(env.DATABASE_URL);
+    await migrate(seed);
+    await seed.kysely.transaction().execute((trx) => recordOrder(trx, anOrder('on_approval', { id: 'DM-7' }), { origin: 'webhook' }));
+    await seed.close();
+    const own = await amo.createLeadAsStaff({ name: 'Trial lesson — order DM-7', detmirOrderId: 'DM-7' }, { fire: false });
+    const other = await amo.createLeadAsStaff({ name: 'Trial lesson — order DM-8', detmirOrderId: 'DM-8' }, { fire: false });
+
+    expect(await cli(['orders', 'relink', 'DM-7', String(other.id)])).toMatchObject({
+      code: 1,
+      stderr: `amobridge: deal ${other.id} carries detmirOrderId DM-8, not DM-7: set it in amoCRM first\n`,
+    });
+    expect(await cli(['orders', 'relink', 'DM-7', String(own.id)])).toMatchObject({
+      code: 0,
+      stdout: `order DM-7 linked to deal ${own.id} (was none); now replay its dead jobs (dead list)\n`,
+    });
+    expect((await cli(['orders', 'relink', 'DM-7'])).stderr).toMatch(/orders relink needs an order id and a deal id/);
+
+    const db = connect(env.DATABASE_URL);
+    try {
+      expect(await db.kysely.selectFrom('orders').select('deal_id').where('order_id', '=', 'DM-7').executeTakeFirst()).toEqual({ deal_id: own.id });
+      expect(await db.kysely.selectFrom('jobs').select(['kind', 'job_key', 'status']).execute()).toEqual([
+        { kind: 'order.sync', job_key: 'order:DM-7', status: 'queued' },
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('dead list shows each dead job on one line, dead show its whole last error', async () => {
     const db = connect(env.DATABASE_URL!);
     let id: number;
     try {
       await migrate(db);
-      await enqueue(db.kysely, { kind: 'order.sync', key: 'order:DM-7', payload: { orderId: 'DM-7' }, maxAttempts: 1 });
+      // Only this test's job: the relink test leaves its order's sync waiting.
+      await db.kysely.deleteFrom('jobs').execute();
+      await enqueue(db.kysely, { kind: 'order.sync', key: 'order:DM-17', payload: { orderId: 'DM-17' }, maxAttempts: 1 });
       const [job] = await leaseJobs(db, { workerId: 'cli-test', limit: 1, leaseMs: 30_000 });
       id = job!.id;
-      const error = new PermanentError('partner PATCH /orders/DM-7 answered 422');
+      const error = new PermanentError('partner PATCH /orders/DM-17 answered 422');
       await failJob(db.kysely, job!, describeFailure(error), { baseMs: 1000, maxMs: 1000 });
     } finally {
       await db.close();
     }
     const list = await cli(['dead', 'list']);
-    expect(list.stdout).toBe(`${id}\torder.sync\torder:DM-7\tattempts 1\tpartner PATCH /orders/DM-7 answered 422\n`);
+    expect(list.stdout).toBe(`${id}\torder.sync\torder:DM-17\tattempts 1\tpartner PATCH /orders/DM-17 answered 422\n`);
     const show = await cli(['dead', 'show', String(id)]);
     expect(show.code).toBe(0);
-    expect(show.stdout).toMatch(/^job \d+ order\.sync order:DM-7\nattempts 1 of 1 \(0 ended by lease expiry\)\n/);
-    expect(show.stdout).toMatch(/\n\npartner PATCH \/orders\/DM-7 answered 422\n\s+at .*cli\.test\.ts/);
+    expect(show.stdout).toMatch(/^job \d+ order\.sync order:DM-17\nattempts 1 of 1 \(0 ended by lease expiry\)\n/);
+    expect(show.stdout).toMatch(/\n\npartner PATCH \/orders\/DM-17 answered 422\n\s+at .*cli\.test\.ts/);
     expect((await cli(['dead', 'show', '999999'])).code).toBe(1);
   });
 });

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../src/partner/schema.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
-import { linkedOrder } from './support/orders.js';
-import { testStack, waitFor } from './support/stack.js';
+import { changedByCompany1, linkedOrder, notesOf } from './support/orders.js';
+import { settled, testStack, waitFor } from './support/stack.js';
 import { hiddenField, partnerOrdersOf, signWebviewToken } from './support/webview.js';
 
 /**
@@ -16,21 +16,6 @@ import { hiddenField, partnerOrdersOf, signWebviewToken } from './support/webvie
 const CANCELLED_NOTE = 'Клиент отменил заказ';
 const REJECTED_NOTE = 'Компания 1 отклонила заказ';
 
-/** Every job finished and no webhook delivery under way; then a moment more, for anything a loop would start. */
-async function settled(stack: Stack) {
-  const open = async () => {
-    await stack.amo.webhooksIdle();
-    const rows = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', 'not in', ['done', 'dead']).where('kind', '<>', 'deals.sweep').execute();
-    return rows.length === 0;
-  };
-  await waitFor('the queue to drain', open);
-  await new Promise((r) => setTimeout(r, 400));
-  await waitFor('the queue to drain again', open);
-}
-
-const notesOf = (stack: Stack, dealId: number) =>
-  [...stack.amo.state.notes.values()].filter((n) => n.entity_type === 'leads' && n.entity_id === dealId).map((n) => n.params.text);
-
 const partnerPatches = (stack: Stack, orderId: string) =>
   stack.partner.stats.requests.filter((r) => r.method === 'PATCH' && r.path === `/orders/${orderId}`);
 
@@ -39,19 +24,6 @@ const jobs = (stack: Stack) => stack.bridge.db.kysely.selectFrom('jobs').select(
 /** The webhooks the simulator delivered to the bridge about a deal, as event lists. */
 const deliveriesFor = (stack: Stack, dealId: number) =>
   stack.amo.state.deliveries.filter((d) => d.leadIds.includes(dealId) && d.destination.startsWith(stack.bridgeUrl)).map((d) => d.events);
-
-/** Company 1 changes the order on its side and says so by an order.updated webhook. */
-async function changedByCompany1(stack: Stack, orderId: string, status: 'cancelled' | 'rejected'): Promise<Order> {
-  const res = await fetch(`${stack.partnerUrl}/orders/${orderId}`, {
-    method: 'PATCH',
-    headers: { authorization: 'Bearer partner-sim-token', 'content-type': 'application/json', 'idempotency-key': `app-${status}-${orderId}` },
-    body: JSON.stringify({ status }),
-  });
-  expect(res.status).toBe(200);
-  const order = (await res.json()) as Order;
-  expect((await stack.partner.sendWebhook('order.updated', order)).status).toBe(202);
-  return order;
-}
 
 describe.each(DATABASES)('order events reach the deal on %s', (kind) => {
   let stack: Stack | undefined;

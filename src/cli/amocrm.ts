@@ -11,6 +11,7 @@ import { resolveMappings } from '../mappings/resolve.js';
 import { createMetrics } from '../metrics.js';
 import { withDatabase } from './database.js';
 import { mappingsDiff } from './mappings-diff.js';
+import { relinkOrderDeal } from '../sync/relink.js';
 import { UsageError } from './usage-error.js';
 
 /** The commands that talk to the amoCRM account (its tokens live in the database). */
@@ -81,4 +82,24 @@ export function diffMappingsFile(config: AmoCommandConfig & { MAPPINGS_PATH: str
     },
     { migrate: false },
   );
+}
+
+/**
+ * `amobridge orders relink <order-id> <deal-id>`: after amoCRM ids were reused, links the
+ * order to the deal that carries its id (src/sync/relink.ts); then replay its dead jobs.
+ */
+export function relinkOrder(config: AmoCommandConfig & { MAPPINGS_PATH: string }, orderId: string | undefined, dealArg: string | undefined): Promise<number> {
+  const dealId = Number(dealArg);
+  if (!orderId || !Number.isSafeInteger(dealId) || dealId <= 0) throw new UsageError('orders relink needs an order id and a deal id');
+  const file = loadMappingsFile(config.MAPPINGS_PATH);
+  return withAmo(config, async (amo, db) => {
+    const mappings = resolveMappings(file, await fetchAccountCatalog(amo));
+    const outcome = await relinkOrderDeal({ db, amo, mappings }, orderId, dealId);
+    if (outcome.type === 'refused') {
+      process.stderr.write(`amobridge: ${outcome.reason}\n`);
+      return 1;
+    }
+    process.stdout.write(`order ${orderId} linked to deal ${dealId} (was ${outcome.previous ?? 'none'}); now replay its dead jobs (dead list)\n`);
+    return 0;
+  });
 }

@@ -20,6 +20,7 @@ const USAGE = `usage: amobridge <command>
   dead list               list dead-lettered jobs with their last error
   dead show <job-id>      a dead job with its whole last error (the stack)
   dead replay <job-id>    send a dead job back to the queue
+  orders relink <order-id> <deal-id>   link an order to its own deal (it must carry the order's detmirOrderId)
   apikey create <name> <scope>...   an admin API key (scopes: ${SCOPES.join(', ')}); shown once
   apikey revoke <id>      revoke an admin API key
 `;
@@ -49,6 +50,9 @@ const COMMANDS: Record<string, Command> = {
   ),
   'mappings diff': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config, [file], { since }) =>
     (await import('./amocrm.js')).diffMappingsFile(config, file, since),
+  ),
+  'orders relink': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config, [orderId, dealId]) =>
+    (await import('./amocrm.js')).relinkOrder(config, orderId, dealId),
   ),
   'webhooks register': command(withAmoAuth(amoCommandEnv.extend(amoWebhookEnv.shape)), async (config, [url]) =>
     (await import('./amocrm.js')).registerWebhooks(config, url),

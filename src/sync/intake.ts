@@ -39,7 +39,17 @@ export interface IntakeDeps {
 }
 
 export type IntakeOutcome =
-  | { type: 'ready'; contactId: number; dealId: number }
+  | {
+      type: 'ready';
+      contactId: number;
+      dealId: number;
+      /**
+       * The deal was created or found by its detmirOrderId in this run, so it is the
+       * order's. A recorded id is not proof: amoCRM ids can come back on other records
+       * (src/sync/deal-ownership.ts), so it is checked before anything is written to it.
+       */
+      dealSeen: boolean;
+    }
   | { type: 'postpone'; delayMs: number; reason: string }
   | { type: 'failed'; error: unknown };
 
@@ -103,12 +113,12 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<L
     else contactClaim = found.claim;
   }
 
-  if (row.deal_id !== null && contactId !== undefined) return { type: 'ready', contactId, dealId: row.deal_id };
+  if (row.deal_id !== null && contactId !== undefined) return { type: 'ready', contactId, dealId: row.deal_id, dealSeen: false };
 
   const dealClaim = await readClaim(db.kysely, dealClaimKey(row.order_id), deps.settleMs, jobId);
   if (dealClaim.state === 'created' && contactId !== undefined) {
     await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
-    return { type: 'ready', contactId, dealId: dealClaim.entityId };
+    return { type: 'ready', contactId, dealId: dealClaim.entityId, dealSeen: false };
   }
   if (dealClaim.state !== 'free') {
     // An earlier attempt may have created the deal: find it by detmirOrderId.
@@ -122,7 +132,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<L
       if (contactId === undefined) await recordContact(deps, row.user_id, leadContact);
       await recordDeal(deps, row.order_id, lead.id, leadContact);
       deps.logger.info('order.intake.deal_found', { orderId: row.order_id, dealId: lead.id });
-      return { type: 'ready', contactId: leadContact, dealId: lead.id };
+      return { type: 'ready', contactId: leadContact, dealId: lead.id, dealSeen: true };
     }
     if (dealClaim.state === 'pending' && !dealClaim.settled) {
       return settleWait(deps, dealClaim, `deal create for order ${row.order_id} has an unknown outcome`);
@@ -256,7 +266,7 @@ async function createChunk(
     }
     await recordDeal(deps, c.order.id, result.id, contactId);
     deps.logger.info('order.intake.deal_created', { orderId: c.order.id, dealId: result.id, contactId });
-    outcomes.set(c.order.id, { type: 'ready', contactId, dealId: result.id });
+    outcomes.set(c.order.id, { type: 'ready', contactId, dealId: result.id, dealSeen: true });
   }
 }
 

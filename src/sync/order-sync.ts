@@ -3,12 +3,14 @@ import type { Order as OrderRow } from '../db/schema.js';
 import { OUTSIDE_WEBVIEW_NOTE } from '../inbox/accept-partner-event.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
-import { type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
+import { type AdditionalInfo, type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
+import { PermanentError } from '../lib/http-error.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
-import { intakeOrders, mapLimited } from './intake.js';
+import { dealBelongsTo } from './deal-ownership.js';
+import { type IntakeOutcome, intakeOrders, mapLimited } from './intake.js';
 import { type DealUpdate, planDealUpdates } from './order-events.js';
-import type { AmoPort, PartnerPort } from './ports.js';
+import type { AmoLeadView, AmoPort, PartnerPort } from './ports.js';
 import { webviewCommentOf } from './webview-orders.js';
 import { ORDER_SYNC, type SyncJobHandler, syncJobs } from './jobs.js';
 import { saveSnapshot } from './reconcile.js';
@@ -43,18 +45,29 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
 
       const jobOf = new Map([...orderIdOf].map(([jobId, orderId]) => [orderId, jobId]));
       const intake = await intakeOrders(deps, rows, jobOf);
-      await mapLimited(jobs, 8, async (job) => {
+      const plans = await mapLimited(jobs, 8, async (job): Promise<SyncPlan | undefined> => {
         const orderId = orderIdOf.get(job.id)!;
         const row = rowOf.get(orderId);
         if (!row) return void results.set(job.id, { type: 'failed', error: new Error(`order ${orderId} is not recorded`) });
         const outcome = intake.get(orderId)!;
         if (outcome.type !== 'ready') return void results.set(job.id, outcome);
         try {
-          await pushAdditionalInfo(deps, row, outcome);
-          await updateDeal(deps, row, outcome.dealId);
-          results.set(job.id, { type: 'done' });
+          return { job, ...(await planSync(deps, row, outcome)) };
         } catch (error) {
-          results.set(job.id, { type: 'failed', error });
+          return void results.set(job.id, { type: 'failed', error });
+        }
+      });
+      const ready = plans.filter((p) => p !== undefined);
+      const refused = await checkDeals(deps, ready);
+      await mapLimited(ready, 8, async (plan) => {
+        try {
+          const refusal = refused.get(plan.job.id);
+          if (refusal) throw refusal;
+          await pushAdditionalInfo(deps, plan);
+          await updateDeal(deps, plan);
+          results.set(plan.job.id, { type: 'done' });
+        } catch (error) {
+          results.set(plan.job.id, { type: 'failed', error });
         }
       });
       return results;
@@ -62,11 +75,81 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
   });
 }
 
-async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { contactId: number; dealId: number }) {
-  const order: Order = orderSchema.parse(JSON.parse(row.snapshot));
+type Ready = Extract<IntakeOutcome, { type: 'ready' }>;
+
+/** What one order's job will write: additionalInfo to Company 1, notes and a move to the deal. */
+interface SyncPlan {
+  job: { id: number };
+  row: OrderRow;
+  order: Order;
+  ids: Ready;
+  /** additionalInfo to write, when Company 1's differs from it. */
+  info: AdditionalInfo | null;
+  /** The notes and moves the deal still needs (planDealUpdates). */
+  updates: DealUpdate[];
+}
+
+async function planSync(deps: OrderSyncDeps, row: OrderRow, ids: Ready): Promise<Omit<SyncPlan, 'job'>> {
+  const { db } = deps;
+  const order = orderSchema.parse(JSON.parse(row.snapshot));
   const info = desiredAdditionalInfo(order, ids);
+  const [done, comment] = await Promise.all([
+    db.kysely.selectFrom('deal_updates').selectAll().where('order_id', '=', row.order_id).execute(),
+    row.origin === 'webview' ? webviewCommentOf(db, row.order_id) : null,
+  ]);
+  const updates = planDealUpdates(deps.mappings.orderEvents, {
+    order,
+    statusSetByBridge: orderStatusSchema.safeParse(row.status_by_bridge).data ?? null,
+    comment,
+    applied: new Map(done.map((d) => [d.kind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
+  });
+  return { row, order, ids, info: sameAdditionalInfo(order.additionalInfo, info) ? null : info, updates };
+}
+
+/**
+ * A deal the bridge did not create or find in this run is read before anything is
+ * written for its order, all in one batched GET, and must carry the order's id
+ * (dealBelongsTo). Orders with nothing to write, and new orders whose deal was just made,
+ * cost no read. Answers the error each refused job fails with.
+ */
+async function checkDeals(deps: OrderSyncDeps, plans: SyncPlan[]): Promise<Map<number, unknown>> {
+  const refused = new Map<number, unknown>();
+  const unseen = plans.filter((p) => !p.ids.dealSeen && (p.info !== null || p.updates.length > 0));
+  if (unseen.length === 0) return refused;
+  let leads: Map<number, AmoLeadView>;
+  try {
+    leads = new Map((await deps.amo.getLeadsByIds([...new Set(unseen.map((p) => p.ids.dealId))])).map((l) => [l.id, l]));
+  } catch (error) {
+    for (const p of unseen) refused.set(p.job.id, error);
+    return refused;
+  }
+  for (const { job, row, ids } of unseen) {
+    const lead = leads.get(ids.dealId);
+    const fields = { orderId: row.order_id, dealId: ids.dealId };
+    if (!lead) {
+      deps.logger.warn('deal.check.missing', fields);
+      refused.set(
+        job.id,
+        new PermanentError(
+          `deal ${ids.dealId} of order ${row.order_id} is not in amoCRM (deleted, or an account restored from a backup?), ` +
+            `so nothing was written to Company 1 or amoCRM. Restore the deal, or link the order to its own deal ` +
+            `(amobridge orders relink ${row.order_id} <deal-id>), then replay this job.`,
+        ),
+      );
+      continue;
+    }
+    const owned = dealBelongsTo(lead, row.order_id, deps.mappings);
+    if (owned.type === 'mismatch') {
+      deps.logger.warn('deal.check.mismatch', { ...fields, carries: owned.carries });
+      refused.set(job.id, new PermanentError(owned.reason));
+    }
+  }
+  return refused;
+}
+
+async function pushAdditionalInfo(deps: OrderSyncDeps, { row, ids, info }: SyncPlan) {
   const fields = { orderId: row.order_id, dealId: ids.dealId, contactId: ids.contactId };
-  if (sameAdditionalInfo(order.additionalInfo, info)) {
+  if (info === null) {
     deps.logger.debug('order.additional_info.unchanged', fields);
     return;
   }
@@ -87,21 +170,8 @@ async function pushAdditionalInfo(deps: OrderSyncDeps, row: OrderRow, ids: { con
  * The deal gets the reverse table's note, and from then on the bridge never pushes to
  * that order again (closed_by_partner).
  */
-async function updateDeal(deps: OrderSyncDeps, row: OrderRow, dealId: number): Promise<void> {
-  const { db } = deps;
-  const order = orderSchema.parse(JSON.parse(row.snapshot));
-  const [done, comment] = await Promise.all([
-    db.kysely.selectFrom('deal_updates').selectAll().where('order_id', '=', row.order_id).execute(),
-    row.origin === 'webview' ? webviewCommentOf(db, row.order_id) : null,
-  ]);
-  const updates = planDealUpdates(deps.mappings.orderEvents, {
-    order,
-    statusSetByBridge: orderStatusSchema.safeParse(row.status_by_bridge).data ?? null,
-    comment,
-    applied: new Map(done.map((d) => [d.kind, { noted: d.noted_at !== null, moved: d.moved_at !== null }])),
-  });
+async function updateDeal(deps: OrderSyncDeps, { row, order, ids: { dealId }, updates }: SyncPlan): Promise<void> {
   const fields = { orderId: row.order_id, dealId };
-
   const noted = updates.filter((u) => u.note !== undefined);
   if (noted.length > 0) {
     await deps.amo.addLeadNotes(noted.map((u) => ({ leadId: dealId, text: u.note! })));
@@ -115,7 +185,7 @@ async function updateDeal(deps: OrderSyncDeps, row: OrderRow, dealId: number): P
   }
 
   if (!row.closed_by_partner && order.status === 'executed' && order.additionalInfo?.closedByDetmir === true) {
-    await db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
+    await deps.db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
     deps.logger.info('order.closed_by_partner', fields);
   }
 }

@@ -3,6 +3,7 @@ import type { DiffCase } from '../mappings/diff.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
 import type { AmoPort } from './ports.js';
+import { PermanentError } from '../lib/http-error.js';
 import { orderOfDeal } from './reconcile.js';
 
 /**
@@ -22,7 +23,12 @@ export async function recentDealCases(
       const { leads, hasMore } = await deps.amo.listLeadsUpdatedSince({ pipelineId, fromUnix: Math.floor(sinceMs / 1000), page });
       dealsRead += leads.length;
       for (const lead of leads) {
-        const row = await orderOfDeal(deps, lead);
+        // A deal that does not carry its order's id is never planned on (the bridge would
+        // dead-letter it), so the dry-run leaves it out too.
+        const row = await orderOfDeal(deps, lead).catch((error: unknown) => {
+          if (error instanceof PermanentError) return undefined;
+          throw error;
+        });
         if (row) cases.push({ lead, order: orderSchema.parse(JSON.parse(row.snapshot)), closedByPartner: row.closed_by_partner === 1 });
       }
       if (!hasMore || leads.length === 0) break;

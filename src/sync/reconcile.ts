@@ -8,6 +8,7 @@ import type { Mappings } from '../mappings/resolve.js';
 import { type Order, orderSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
 import { desiredAdditionalInfo } from './additional-info.js';
+import { dealBelongsTo } from './deal-ownership.js';
 import { mapLimited } from './intake.js';
 import { DEAL_RECONCILE, type SyncJobHandler, syncJobs } from './jobs.js';
 import { type DealState, dealStateOf, planOrderUpdate, stageSyncOff } from './plan-order-update.js';
@@ -101,10 +102,26 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
   throw new Error(`order ${row.order_id} kept changing under reconcile (${MAX_CONFLICT_ROUNDS} conflicts)`);
 }
 
-/** The order behind a deal: by the recorded deal id, else by the deal's detmirOrderId. */
-export async function orderOfDeal(deps: { db: Db; mappings: Pick<Mappings, 'fields'> }, lead: AmoLeadView): Promise<OrderRow | undefined> {
-  const byDeal = await deps.db.kysely.selectFrom('orders').selectAll().where('deal_id', '=', lead.id).executeTakeFirst();
-  if (byDeal) return byDeal;
+/**
+ * The order behind a deal: by the recorded deal id, else by the deal's detmirOrderId. A
+ * deal the bridge linked to an order must carry that order's id (dealBelongsTo), or the
+ * job is dead and no order is touched, not even the one the deal now names.
+ */
+export async function orderOfDeal(
+  deps: { db: Db; mappings: Pick<Mappings, 'fields'>; logger?: Logger },
+  lead: AmoLeadView,
+): Promise<OrderRow | undefined> {
+  const linked = await deps.db.kysely.selectFrom('orders').selectAll().where('deal_id', '=', lead.id).orderBy('order_id').execute();
+  const linkedIds = linked.map((r) => r.order_id);
+  for (const row of linked) {
+    const owned = dealBelongsTo(lead, row.order_id, deps.mappings, linkedIds);
+    if (owned.type === 'mismatch') {
+      deps.logger?.warn('deal.check.mismatch', { dealId: lead.id, orderId: row.order_id, carries: owned.carries });
+      throw new PermanentError(owned.reason);
+    }
+  }
+  // Order ids are unique, so at most one linked order passes: it is the only one.
+  if (linked[0]) return linked[0];
   const orderId = customFieldText(lead, deps.mappings.fields.detmirOrderId);
   if (!orderId) return undefined;
   const row = await deps.db.kysely.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();

@@ -5,6 +5,7 @@ import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
 import { DEAL_RECONCILE, DEALS_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
+import { dealBelongsTo } from './deal-ownership.js';
 import { dealStateOf, planOrderUpdate } from './plan-order-update.js';
 import type { AmoPort } from './ports.js';
 
@@ -49,6 +50,25 @@ export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now()
   await syncJobs.enqueue(db.kysely, DEALS_SWEEP, {}, { key: 'sweep', runAt: now + intervalMs, maxAttempts: 3 }, now);
 }
 
+/**
+ * Queues the reconcile that reports a deal linked to an order it does not belong to,
+ * unless a reconcile is already unfinished (waiting, running or dead) under the key: that
+ * one re-reads the order's deal and reports it. The key is the one webhooks for the deal
+ * use (the first linked order), so they coalesce with it too.
+ */
+async function reportMismatch(db: Db, key: string, dealId: number): Promise<boolean> {
+  const open = await db.kysely
+    .selectFrom('jobs')
+    .select('id')
+    .where('kind', '=', DEAL_RECONCILE)
+    .where('job_key', '=', key)
+    .where('status', '<>', 'done')
+    .executeTakeFirst();
+  if (open) return false;
+  await syncJobs.enqueue(db.kysely, DEAL_RECONCILE, { dealId }, { key });
+  return true;
+}
+
 export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ read: number; queued: number }> {
   const { db, amo, mappings, logger } = deps;
   const saved = await readKv(db.kysely, CURSOR_KEY);
@@ -62,13 +82,29 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
     read += leads.length;
     const ids = leads.map((l) => l.id);
     const rows = ids.length
-      ? await db.kysely.selectFrom('orders').selectAll().where('deal_id', 'in', ids).where('closed_by_partner', '=', 0).execute()
+      ? await db.kysely
+          .selectFrom('orders')
+          .selectAll()
+          .where('deal_id', 'in', ids)
+          .where('closed_by_partner', '=', 0)
+          .orderBy('order_id') // the first linked order keys the deal's jobs, as for its webhooks
+          .execute()
       : [];
-    const rowOf = new Map(rows.map((r) => [r.deal_id, r]));
     for (const lead of leads) {
       newest = Math.max(newest, lead.updated_at ?? 0);
-      const row = rowOf.get(lead.id);
+      const linked = rows.filter((r) => r.deal_id === lead.id);
+      const row = linked[0];
       if (!row) continue;
+      const stale = linked.find((r) => dealBelongsTo(lead, r.order_id, mappings).type === 'mismatch');
+      if (stale) {
+        // Nothing is planned on a deal that is not the order's: the reconcile re-reads it
+        // and dies with the reason, once however many sweeps see the deal.
+        if (await reportMismatch(db, `order:${row.order_id}`, lead.id)) {
+          queued++;
+          logger.warn('sweep.deal_mismatch', { dealId: lead.id, orderId: stale.order_id });
+        }
+        continue;
+      }
       const plan = planOrderUpdate(mappings, dealStateOf(lead, mappings), orderSchema.parse(JSON.parse(row.snapshot)));
       if (plan.type === 'update' || plan.type === 'unreachable') {
         await syncJobs.enqueue(db.kysely, DEAL_RECONCILE, { dealId: lead.id }, { key: `order:${row.order_id}` });

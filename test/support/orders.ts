@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { Order, OrderStatus } from '../../src/partner/schema.js';
 import type { Stack } from '../../src/sandbox/stack.js';
 import { waitFor } from './stack.js';
@@ -25,4 +26,21 @@ export async function linkedOrder(stack: Stack, userId: string): Promise<{ order
   const created = await stack.partner.createOrderAsUser({ userId, customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' } });
   const order = await waitFor('additionalInfo', () => (stack.partner.orders.get(created.id)?.additionalInfo ? stack.partner.orders.get(created.id) : undefined));
   return { order, dealId: order.additionalInfo!.externalId };
+}
+
+/** The texts of the notes on a deal in the amoCRM simulator. */
+export const notesOf = (stack: Stack, dealId: number) =>
+  [...stack.amo.state.notes.values()].filter((n) => n.entity_type === 'leads' && n.entity_id === dealId).map((n) => n.params.text);
+
+/** Company 1 changes the order on its side and says so by an order.updated webhook. */
+export async function changedByCompany1(stack: Stack, orderId: string, status: 'cancelled' | 'rejected'): Promise<Order> {
+  const res = await fetch(`${stack.partnerUrl}/orders/${orderId}`, {
+    method: 'PATCH',
+    headers: { authorization: 'Bearer partner-sim-token', 'content-type': 'application/json', 'idempotency-key': `app-${status}-${orderId}` },
+    body: JSON.stringify({ status }),
+  });
+  expect(res.status).toBe(200);
+  const order = (await res.json()) as Order;
+  expect((await stack.partner.sendWebhook('order.updated', order)).status).toBe(202);
+  return order;
 }

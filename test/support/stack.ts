@@ -67,3 +67,15 @@ export async function drained(stack: Stack): Promise<void> {
     return open.length === 0;
   });
 }
+
+/** Every job finished and no webhook delivery under way; then a moment more, for anything a loop would start. */
+export async function settled(stack: Stack) {
+  const open = async () => {
+    await stack.amo.webhooksIdle();
+    const rows = await stack.bridge.db.kysely.selectFrom('jobs').select('id').where('status', 'not in', ['done', 'dead']).where('kind', '<>', 'deals.sweep').execute();
+    return rows.length === 0;
+  };
+  await waitFor('the queue to drain', open);
+  await new Promise((r) => setTimeout(r, 400));
+  await waitFor('the queue to drain again', open);
+}

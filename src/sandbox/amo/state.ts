@@ -121,6 +121,9 @@ export interface AmoStateOptions {
 
 const CLOSED_STATUSES = new Set([WON_STATUS_ID, LOST_STATUS_ID]);
 
+/** Where the id sequences of the account's records start (each id is one past the last). */
+const FIRST_IDS = { contact: 40_100_000, lead: 20_100_000, note: 90_100_000 };
+
 function copy<T>(value: T): T {
   return structuredClone(value);
 }
@@ -137,14 +140,7 @@ export class AmoState {
   readonly webhooks = new Map<number, Webhook>();
   readonly deliveries: WebhookDelivery[] = [];
 
-  private readonly seq = {
-    contact: 40_100_000,
-    lead: 20_100_000,
-    note: 90_100_000,
-    webhook: 830_000,
-    tag: 500_000,
-    delivery: 0,
-  };
+  private readonly seq = { ...FIRST_IDS, webhook: 830_000, tag: 500_000, delivery: 0 };
   /** Epoch ms from which an entity is visible to `?query=` search (amoCRM's index trails creates). */
   private readonly searchableFrom = new Map<string, number>();
 
@@ -162,6 +158,20 @@ export class AmoState {
 
   nowSec(): number {
     return Math.floor(this.options.now() / 1000);
+  }
+
+  /**
+   * Forgets every contact, deal and note and starts their ids again from the first: the
+   * simulator restarted without its data, or an account restored from an old backup, so
+   * ids the bridge recorded may come back on other records. The settings (pipelines,
+   * fields, tags) and the webhook subscriptions stay.
+   */
+  forgetRecords(): void {
+    this.contacts.clear();
+    this.leads.clear();
+    this.notes.clear();
+    this.searchableFrom.clear();
+    Object.assign(this.seq, FIRST_IDS);
   }
 
   nextDeliveryId(): number {
