@@ -6,8 +6,8 @@ import * as m003 from './migrations/003_api_keys.js';
 import * as m004 from './migrations/004_job_states.js';
 import * as m005 from './migrations/005_webview_signins_and_history.js';
 import * as m006 from './migrations/006_deal_updates.js';
-import * as m012 from './migrations/012_retention.js';
-import * as m013 from './migrations/013_contact_ownership.js';
+import * as m007 from './migrations/007_retention.js';
+import * as m008 from './migrations/008_contact_ownership.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -18,8 +18,8 @@ export async function migrate(db: Db): Promise<void> {
     '004_job_states': m004,
     '005_webview_signins_and_history': m005,
     '006_deal_updates': m006,
-    '012_retention': m012,
-    '013_contact_ownership': m013,
+    '007_retention': m007,
+    '008_contact_ownership': m008,
   };
   const provider: MigrationProvider = {
     async getMigrations() {
