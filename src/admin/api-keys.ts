@@ -8,7 +8,7 @@ import type { Database } from '../db/schema.js';
  * its stored hash in constant time, and each key carries the scopes it may use.
  */
 
-export const SCOPES = ['jobs:read', 'jobs:replay', 'orders:read'] as const;
+export const SCOPES = ['orders:read', 'orders:write', 'jobs:read', 'jobs:replay', 'contacts:read', 'quota:read'] as const;
 export const scopeSchema = z.enum(SCOPES);
 export type Scope = z.infer<typeof scopeSchema>;
 

@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { problemErrorHandler, sendProblem } from './problem.js';
-import { adminRouter } from './routes/admin.js';
+import { adminRouter } from './routes/admin/index.js';
 import { amoWebhookRouter } from './routes/amocrm-webhook.js';
 import { partnerWebhookRouter } from './routes/partner-webhook.js';
 import { type WebviewDeps, webviewRouter } from '../webview/router.js';
