@@ -18,6 +18,9 @@ import type { Database } from './schema.js';
  *   as an order) and its webview comment is cleared, as is the comment of a webview
  *   create older than RETENTION that never got its order.
  * - rate_slots: slots long past (the limiter prunes its own, but only while it is used).
+ * - order_log: entries older than RETENTION (they hold ids, statuses and costs; the
+ *   admin timeline of an older order shows what the other tables still keep).
+ * - orders' search fields (name, phone digits) go with the customer of a purged order.
  * The contact directory, amo_creates, kv and api_keys hold ids and settings, no personal data.
  *
  * Every statement touches at most one batch of rows and commits on its own, and the
@@ -47,6 +50,8 @@ export interface RetentionCounts {
   signInsDeleted: number;
   sessionsDeleted: number;
   rateSlotsDeleted: number;
+  /** Order log entries (the admin timeline's own record) older than RETENTION. */
+  orderLogDeleted: number;
 }
 
 /**
@@ -88,7 +93,18 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   const signInsDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
   const sessionsDeleted = await batches((limit) => deleteBefore(db, 'webview_sessions', 'id_hash', 'expires_at', now, limit));
   const rateSlotsDeleted = await batches((limit) => deleteBefore(db, 'rate_slots', 'id', 'at', now - RATE_SLOT_KEEP_MS, limit));
-  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, abandonedCommentsCleared, signInsDeleted, sessionsDeleted, rateSlotsDeleted };
+  const orderLogDeleted = await batches((limit) => deleteBefore(db, 'order_log', 'id', 'at', bodyCutoff, limit));
+  return {
+    inboxBodiesEmptied,
+    inboxRowsDeleted,
+    jobsDeleted,
+    ordersPurged,
+    abandonedCommentsCleared,
+    signInsDeleted,
+    sessionsDeleted,
+    rateSlotsDeleted,
+    orderLogDeleted,
+  };
 }
 
 /**
@@ -112,7 +128,7 @@ async function purgeFinalOrders(options: RetentionOptions, cutoff: number, limit
     for (const row of due) {
       const result = await trx
         .updateTable('orders')
-        .set({ snapshot: withoutCustomer(row.snapshot), pii_purged_at: now })
+        .set({ snapshot: withoutCustomer(row.snapshot), search_name: null, phone_digits: null, pii_purged_at: now })
         .where('order_id', '=', row.order_id)
         .where('updated_at', '=', row.updated_at)
         .executeTakeFirst();

@@ -23,7 +23,15 @@ export interface WorkerOptions {
   pollMs?: number;
   leaseMs?: number;
   backoff?: BackoffPolicy;
+  /**
+   * Told of every attempt's end once it is recorded (the order log's job outcomes). A
+   * failure here is logged and does not change the job's outcome.
+   */
+  onSettled?: (job: Job, outcome: SettledOutcome) => Promise<void>;
 }
+
+/** How an attempt ended, as onSettled hears it. */
+export type SettledOutcome = { type: 'done' } | { type: 'postponed'; reason: string } | { type: 'retry' | 'dead'; error: string };
 
 /** Jobs leased together, and how to tell the worker they are over. */
 interface Taken {
@@ -176,10 +184,12 @@ export class Worker {
     for (const job of retrying) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'retry' });
       logger.warn('job.lease_expired', { ...fieldsOf(job), expiries: job.lease_expiries });
+      await this.tell(job, { type: 'retry', error: job.last_error ?? 'lease expired' });
     }
     for (const job of dead) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'dead' });
       logger.error('job.dead', { ...fieldsOf(job), error: job.last_error });
+      await this.tell(job, { type: 'dead', error: job.last_error ?? 'lease expired' });
     }
   }
 
@@ -274,18 +284,28 @@ export class Worker {
       await completeJob(db.kysely, job);
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'done' });
       logger.debug('job.done', fields);
-      return;
+      return this.tell(job, { type: 'done' });
     }
     if (result.type === 'postpone') {
       await postponeJob(db.kysely, job, result.delayMs, result.reason);
       logger.info('job.postponed', { ...fields, reason: result.reason, delayMs: result.delayMs });
-      return;
+      return this.tell(job, { type: 'postponed', reason: result.reason });
     }
     const failure = describeFailure(result.error);
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
     metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
     const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
     log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    await this.tell(job, { type: outcome, error: failure.message });
+  }
+
+  private async tell(job: Job, outcome: SettledOutcome): Promise<void> {
+    if (!this.options.onSettled) return;
+    try {
+      await this.options.onSettled(job, outcome);
+    } catch (error) {
+      this.options.logger.warn('job.on_settled_failed', { ...fieldsOf(job), error: describeFailure(error).message });
+    }
   }
 
   /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */
