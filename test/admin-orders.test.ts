@@ -5,6 +5,7 @@ import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { changedByCompany1, linkedOrder, notesOf } from './support/orders.js';
 import { settled, testStack, waitFor } from './support/stack.js';
+import { hiddenField, openForm, orderForm, partnerOrdersOf, signIn } from './support/webview.js';
 
 const CANCELLED_NOTE = 'Клиент отменил заказ';
 
@@ -212,5 +213,49 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     expect(notesOf(stack, cancelled.dealId)).toEqual([CANCELLED_NOTE]);
     expect(stack.amo.state.leads.size).toBe(leadsBefore + 1);
     expect((await db.selectFrom('jobs').select('status').where('status', '<>', 'done').where('kind', '<>', 'deals.sweep').execute())).toEqual([]);
+  });
+
+  it('the webview of a paused user places no order, and a paused order cannot be cancelled there, until resumed', async () => {
+    stack = await testStack(kind, `admin-pause-webview-${kind}`);
+    await stack.bridge.ready;
+    const writer = await createApiKey(stack.bridge.db.kysely, 'writer', ['orders:write']);
+    const agent = await signIn(stack, 'webview-paused');
+    const form = await openForm(agent);
+    expect((await agent.post('/webview/orders').type('form').send(orderForm(form))).status).toBe(303);
+    const [order] = partnerOrdersOf(stack, 'webview-paused');
+    await waitFor('additionalInfo', () => stack!.partner.orders.get(order!.id)?.additionalInfo ?? undefined);
+    await settled(stack);
+
+    expect((await adminApi(stack, writer.key).post(`/admin/orders/${order!.id}/pause`)).status).toBe(200);
+    // The order page offers no cancel, and a cancel sent anyway is refused: Company 1 is not written to.
+    const page = await agent.get(`/webview/orders/${order!.id}`);
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain(`href="/webview/orders/${order!.id}/cancel"`);
+    const patchesBefore = stack.partner.stats.count({ method: 'PATCH', pathPrefix: `/orders/${order!.id}` });
+    const refused = await agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(page.text, '_csrf') });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain('Поддержка проверяет ваши заказы');
+    expect(stack.partner.stats.count({ method: 'PATCH', pathPrefix: `/orders/${order!.id}` })).toBe(patchesBefore);
+    expect(stack.partner.orders.get(order!.id)!.status).toBe('on_approval');
+
+    // A paused user places no order: nothing reaches Company 1.
+    expect((await adminApi(stack, writer.key).post('/admin/users/webview-paused/pause')).status).toBe(200);
+    const creates = stack.partner.stats.count({ method: 'POST', pathPrefix: '/orders' });
+    const held = await agent.post('/webview/orders').type('form').send(orderForm(await openForm(agent)));
+    expect(held.status).toBe(409);
+    expect(held.text).toContain('Сейчас это недоступно');
+    expect(stack.partner.stats.count({ method: 'POST', pathPrefix: '/orders' })).toBe(creates);
+
+    expect((await adminApi(stack, writer.key).post('/admin/users/webview-paused/resume')).status).toBe(200);
+    expect((await agent.post('/webview/orders').type('form').send(orderForm(await openForm(agent)))).status).toBe(303);
+    expect(partnerOrdersOf(stack, 'webview-paused')).toHaveLength(2);
+    // The order paused by itself stays paused after its user is resumed.
+    const stillHeld = await agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(page.text, '_csrf') });
+    expect(stillHeld.status).toBe(409);
+    expect((await adminApi(stack, writer.key).post(`/admin/orders/${order!.id}/resume`)).status).toBe(200);
+    const cancelPage = await agent.get(`/webview/orders/${order!.id}/cancel`);
+    expect(cancelPage.status).toBe(200);
+    expect((await agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(cancelPage.text, '_csrf') })).status).toBe(303);
+    expect(stack.partner.orders.get(order!.id)!.status).toBe('cancelled');
   });
 });
