@@ -258,4 +258,104 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     expect((await agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(cancelPage.text, '_csrf') })).status).toBe(303);
     expect(stack.partner.orders.get(order!.id)!.status).toBe('cancelled');
   });
+
+  it('shows an order’s timeline, oldest first: webhooks, jobs and their attempts, calls with what they changed, decisions', async () => {
+    stack = await testStack(kind, `admin-timeline-${kind}`);
+    await stack.bridge.ready;
+    const db = stack.bridge.db.kysely;
+    const reader = await createApiKey(db, 'reader', ['orders:read']);
+    const writer = await createApiKey(db, 'writer', ['orders:write']);
+    const { order, dealId } = await linkedOrder(stack, 'timeline-user');
+    await settled(stack);
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+    await waitFor('approved', () => stack!.partner.orders.get(order.id)!.status === 'approved');
+    await settled(stack);
+    await adminApi(stack, writer.key).post(`/admin/orders/${order.id}/pause`);
+    await changedByCompany1(stack, order.id, 'cancelled');
+    await settled(stack);
+    await adminApi(stack, writer.key).post(`/admin/orders/${order.id}/resume`);
+    await waitFor('the deal at Refusal', () => stack!.amo.state.leads.get(dealId)!.status_id === 143);
+    await settled(stack);
+
+    const res = await adminApi(stack, reader.key).get(`/admin/orders/${order.id}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ orderId: order.id, dealId, status: 'cancelled', paused: false });
+    const timeline = res.body.timeline as Array<{ at: string; source: string; event: string; detail: Record<string, unknown> }>;
+    const ats = timeline.map((e) => Date.parse(e.at));
+    expect(ats).toEqual([...ats].sort((a, b) => a - b));
+    expect(timeline.every((e) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(e.at))).toBe(true);
+    const present = (i: number, what: string) => {
+      if (i < 0) throw new Error(`no ${what} in the timeline: ${JSON.stringify(timeline, null, 1)}`);
+      return i;
+    };
+    const find = (event: string, match: Record<string, unknown> = {}) =>
+      present(
+        timeline.findIndex((e) => e.event === event && Object.entries(match).every(([k, v]) => JSON.stringify(e.detail[k]) === JSON.stringify(v))),
+        `${event} ${JSON.stringify(match)}`,
+      );
+
+    // Intake: the webhook, its job, the deal, additionalInfo written back (null → ids), the attempt done.
+    const received = find('webhook.received', { type: 'order.created', status: 'on_approval' });
+    expect(timeline[received]!.source).toBe('partner');
+    const created = find('deal.created', { dealId });
+    expect(timeline[created]!.source).toBe('amocrm');
+    const infoWritten = present(timeline.findIndex((e) => e.event === 'order.patched' && 'additionalInfo' in (e.detail.changes as object)), 'additionalInfo');
+    expect(timeline[infoWritten]).toMatchObject({
+      source: 'partner',
+      detail: { changes: { additionalInfo: { before: null, after: { contactId: expect.any(Number), externalId: dealId, closedByDetmir: false } } } },
+    });
+    const intakeDone = find('job.attempt', { kind: 'order.sync', outcome: 'done' });
+    expect(received).toBeLessThan(created);
+    expect(created).toBeLessThan(infoWritten);
+    expect(infoWritten).toBeLessThan(intakeDone);
+
+    // The stage move: amoCRM's webhook, the decision, Company 1's status on_approval → approved.
+    const stageHook = find('webhook.received', { dealId });
+    expect(timeline[stageHook]!.source).toBe('amocrm');
+    const decided = find('decision', { decision: 'update' });
+    const approved = present(
+      timeline.findIndex((e) => e.event === 'order.patched' && JSON.stringify(e.detail.changes).includes('"status":{"before":"on_approval","after":"approved"}')),
+      'the approval',
+    );
+    if (process.env.SHOW_TIMELINE) console.log(JSON.stringify(timeline, null, 1));
+    expect(stageHook).toBeGreaterThan(intakeDone);
+    expect(decided).toBeGreaterThan(stageHook);
+    expect(approved).toBeGreaterThan(decided);
+
+    // The pause: recorded, the cancel seen and its job skipped, then the resume and the deal's note and move.
+    const paused = find('order.paused');
+    expect(timeline[paused]).toMatchObject({ source: 'admin', detail: { keyId: writer.id } });
+    const cancelled = find('order.changed');
+    expect(timeline[cancelled]).toMatchObject({ source: 'partner', detail: { changes: { status: { before: 'approved', after: 'cancelled' } } } });
+    const skipped = find('job.skipped', { kind: 'order.sync', reason: 'paused' });
+    const resumed = find('order.resumed');
+    const noted = find('deal.noted', { dealId, kind: 'cancelled' });
+    const moved = find('deal.moved', { dealId, kind: 'cancelled' });
+    expect(paused).toBeGreaterThan(approved);
+    expect(skipped).toBeGreaterThan(paused);
+    expect(resumed).toBeGreaterThan(skipped);
+    expect(noted).toBeGreaterThan(resumed);
+    expect(moved).toBeGreaterThanOrEqual(noted);
+    expect(timeline.filter((e) => e.event === 'job.queued').map((e) => e.detail.kind)).toEqual(expect.arrayContaining(['order.sync', 'deal.reconcile']));
+
+    // No names, phones or secrets.
+    const text = JSON.stringify(res.body);
+    for (const secret of ['Ольга', 'Смирнова', '5550101', '555-01-01', 'partner-sim-token', writer.key]) expect(text).not.toContain(secret);
+  });
+
+  it('a dead letter’s reason is in the timeline', async () => {
+    stack = await testStack(kind, `admin-timeline-dead-${kind}`);
+    await stack.bridge.ready;
+    const db = stack.bridge.db.kysely;
+    const reader = await createApiKey(db, 'reader', ['orders:read']);
+    // Company 1 answers 404 for an order it "lost": permanent, so the job goes dead.
+    const order = await stack.partner.createOrderAsUser({ userId: 'dead-user', customer: customer('A', 'B', '+79990000001') }, { send: false });
+    stack.partner.orders.delete(order.id);
+    await stack.partner.sendWebhook('order.created', order);
+    await waitFor('a dead job', async () => (await db.selectFrom('jobs').select('id').where('status', '=', 'dead').execute()).length > 0);
+    const res = await adminApi(stack, reader.key).get(`/admin/orders/${order.id}`);
+    const dead = (res.body.timeline as Array<{ source: string; event: string; detail: Record<string, unknown> }>).find((e) => e.event === 'job.dead_letter');
+    expect(dead).toMatchObject({ source: 'bridge', detail: { kind: 'order.sync', outcome: 'dead', error: expect.stringMatching(/404/) } });
+    expect((await adminApi(stack, reader.key).get('/admin/orders/unknown-order')).status).toBe(404);
+  });
 });

@@ -1,5 +1,6 @@
 import express, { type Response, type Router } from 'express';
 import { z } from 'zod';
+import { orderTimeline } from '../../../admin/order-timeline.js';
 import { BadCursor, orderSearchSchema, searchOrders } from '../../../admin/orders.js';
 import { isOrderId } from '../../../partner/schema.js';
 import { isOrderPaused, pauseOrder, pauseUser, resumeOrder, resumeUser } from '../../../sync/pause.js';
@@ -13,7 +14,7 @@ const userIdSchema = z.string().min(1).max(100);
 const badOrderId = (res: Response) => sendProblem(res, 400, 'Bad order id', 'an order id is 1 to 100 of A-Z a-z 0-9 _ -');
 const unknownOrder = (res: Response, id: string) => sendProblem(res, 404, 'Not Found', `order ${id} is not known to the bridge`);
 
-/** Orders as the bridge knows them: search, one order with its jobs, pause and resume. */
+/** Orders as the bridge knows them: search, one order with its jobs and timeline, pause and resume. */
 export function adminOrdersRouter(deps: AdminDeps, requireScope: RequireScope): Router {
   const router = express.Router();
 
@@ -46,6 +47,7 @@ export function adminOrdersRouter(deps: AdminDeps, requireScope: RequireScope): 
       paused: (await isOrderPaused(deps.db.kysely, order.order_id)) === true,
       note: order.note,
       jobs: jobs.map(jobView),
+      timeline: await orderTimeline(deps.db.kysely, order),
     });
   });
 
