@@ -58,8 +58,26 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     expect(forbidden.status).toBe(403);
     expect(forbidden.type).toBe('application/problem+json');
     expect(forbidden.body.detail).toMatch(/orders:read/);
-    expect((await adminApi(stack, jobsOnly.key).get(`/admin/orders/${olga.id}`)).status).toBe(403);
-    expect((await adminApi(stack).get(`/admin/orders/${olga.id}`)).status).toBe(401);
+    // Every route: no key 401, a key without the route's own scope 403, and nothing changes.
+    const routes: Array<['get' | 'post', string, 'orders:read' | 'orders:write']> = [
+      ['get', '/admin/orders', 'orders:read'],
+      ['get', `/admin/orders/${olga.id}`, 'orders:read'],
+      ['post', `/admin/orders/${olga.id}/pause`, 'orders:write'],
+      ['post', `/admin/orders/${olga.id}/resume`, 'orders:write'],
+      ['post', '/admin/users/search-olga/pause', 'orders:write'],
+      ['post', '/admin/users/search-olga/resume', 'orders:write'],
+    ];
+    for (const [method, path, scope] of routes) {
+      const none = await adminApi(stack)[method](path);
+      expect(none.status, `${method} ${path}`).toBe(401);
+      expect(none.type).toBe('application/problem+json');
+      const other = await adminApi(stack, (scope === 'orders:read' ? jobsOnly : reader).key)[method](path);
+      expect(other.status, `${method} ${path}`).toBe(403);
+      expect(other.type).toBe('application/problem+json');
+      expect(other.body.detail).toContain(scope);
+    }
+    expect(await db.selectFrom('paused_users').selectAll().execute()).toEqual([]);
+    expect(await db.selectFrom('orders').select('order_id').where('paused_at', 'is not', null).execute()).toEqual([]);
 
     const ids = async (query: string) => {
       const res = await api.get(`/admin/orders?${query}`);
@@ -185,6 +203,9 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     expect((await adminApi(stack).post('/admin/users/paused-user/pause')).status).toBe(401);
     expect((await adminApi(stack, reader.key).post('/admin/users/paused-user/pause')).status).toBe(403);
     expect((await adminApi(stack, reader.key).post('/admin/users/paused-user/resume')).status).toBe(403);
+    const badUser = await adminApi(stack, writer.key).post(`/admin/users/${'u'.repeat(101)}/pause`);
+    expect(badUser.status).toBe(400);
+    expect(badUser.type).toBe('application/problem+json');
     const paused = await adminApi(stack, writer.key).post('/admin/users/paused-user/pause');
     expect(paused.status).toBe(200);
     expect(paused.body).toEqual({ userId: 'paused-user', paused: true, orders: 2, resumed: 0 });

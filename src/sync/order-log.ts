@@ -16,12 +16,20 @@ export interface OrderLogEntry {
   detail?: Record<string, unknown>;
 }
 
+/** Rows per insert: far below either database's limit on a statement's parameters. */
+const INSERT_CHUNK = 500;
+
 export async function appendOrderLog(db: Kysely<Database>, entries: OrderLogEntry[], now = Date.now()): Promise<void> {
-  if (entries.length === 0) return;
-  await db
-    .insertInto('order_log')
-    .values(entries.map((e) => ({ order_id: e.orderId, at: now, source: e.source, event: e.event, detail: JSON.stringify(redact(e.detail ?? {})) })))
-    .execute();
+  for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto('order_log')
+      .values(
+        entries
+          .slice(i, i + INSERT_CHUNK)
+          .map((e) => ({ order_id: e.orderId, at: now, source: e.source, event: e.event, detail: JSON.stringify(redact(e.detail ?? {})) })),
+      )
+      .execute();
+  }
 }
 
 /** A field that changed: its value before and after. */
