@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../src/admin/api-keys.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
+import { editedMappings } from './support/mappings.js';
 import { changedByCompany1, linkedOrder, notesOf } from './support/orders.js';
 import { settled, testStack, waitFor } from './support/stack.js';
 import { hiddenField, openForm, orderForm, partnerOrdersOf, signIn } from './support/webview.js';
@@ -378,5 +379,20 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     const dead = (res.body.timeline as Array<{ source: string; event: string; detail: Record<string, unknown> }>).find((e) => e.event === 'job.dead_letter');
     expect(dead).toMatchObject({ source: 'bridge', detail: { kind: 'order.sync', outcome: 'dead', error: expect.stringMatching(/404/) } });
     expect((await adminApi(stack, reader.key).get('/admin/orders/unknown-order')).status).toBe(404);
+  });
+
+  it('a contact write is in the timeline with the fields it changed, not their values', async () => {
+    const mappingsPath = editedMappings((y) => y.replace('  phone: amocrm', '  phone: company1'));
+    stack = await testStack(kind, `admin-timeline-contact-${kind}`, { mappingsPath });
+    await stack.bridge.ready;
+    const reader = await createApiKey(stack.bridge.db.kysely, 'reader', ['orders:read']);
+    await linkedOrder(stack, 'contact-user');
+    const second = await stack.partner.createOrderAsUser({ userId: 'contact-user', customer: customer('Ольга', 'Смирнова', '+79037770202') });
+    await waitFor('additionalInfo', () => stack!.partner.orders.get(second.id)?.additionalInfo ?? undefined);
+    await settled(stack);
+    const res = await adminApi(stack, reader.key).get(`/admin/orders/${second.id}`);
+    const updated = (res.body.timeline as Array<{ source: string; event: string; detail: Record<string, unknown> }>).filter((e) => e.event === 'contact.updated');
+    expect(updated).toEqual([{ at: expect.any(String), source: 'amocrm', event: 'contact.updated', detail: { call: 'PATCH /api/v4/contacts', contactId: expect.any(Number), fields: ['phone'] } }]);
+    expect(JSON.stringify(res.body)).not.toContain('7770202');
   });
 });

@@ -16,6 +16,7 @@ import {
   unknownFields,
 } from './contact-fields.js';
 import type { IntakeOutcome } from './intake.js';
+import { appendOrderLog } from './order-log.js';
 import type { AmoPort } from './ports.js';
 
 /**
@@ -137,7 +138,12 @@ export async function syncContactFields(
       if (!wrote && c.recorded && !toRead.includes(c)) continue;
       const synced = { ...c.known, ...fingerprintsOf(values, company1Fields(ownership).filter((f) => values[f] !== undefined)) };
       await recordSynced(db, c, JSON.stringify(synced));
-      if (wrote) logger.info('contact.fields_updated', { userId: c.userId, contactId: c.contactId, fields: Object.keys(values) });
+      if (wrote) {
+        logger.info('contact.fields_updated', { userId: c.userId, contactId: c.contactId, fields: Object.keys(values) });
+        // Field names only: the values are the customer's.
+        const detail = { call: 'PATCH /api/v4/contacts', contactId: c.contactId, fields: Object.keys(values) };
+        await appendOrderLog(db.kysely, c.orderIds.map((orderId) => ({ orderId, source: 'amocrm' as const, event: 'contact.updated', detail })));
+      }
     }
   } catch (error) {
     if (isRetryable(error)) {
