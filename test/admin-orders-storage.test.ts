@@ -1,5 +1,6 @@
 import { type Migration, Migrator } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
+import { assembleTimeline, type TimelineFacts } from '../src/admin/order-timeline.js';
 import { searchOrders } from '../src/admin/orders.js';
 import { connect, type Db } from '../src/db/connect.js';
 import { migrate } from '../src/db/migrate.js';
@@ -103,5 +104,57 @@ describe.each(DATABASES)('admin orders storage on %s', (kind) => {
     const { detail } = await db.kysely.selectFrom('order_log').select('detail').executeTakeFirstOrThrow();
     expect(detail).not.toMatch(/abc|555-01-01|xyz/);
     expect(JSON.parse(detail)).toMatchObject({ access_token: '[redacted]', note: expect.stringContaining('0101') });
+  });
+});
+
+describe('assembleTimeline', () => {
+  const base = { jobs: [], inbox: [], history: [], dealUpdates: [], log: [] } satisfies TimelineFacts;
+
+  it('orders by time, and at the same millisecond: the webhook, the picture it brought, a decision, then the job', () => {
+    const at = T;
+    const timeline = assembleTimeline({
+      ...base,
+      jobs: [{ id: 7, kind: 'order.sync', payload: '{"orderId":"DM-1"}', created_at: at, inbox_id: 3 }],
+      inbox: [{ id: 3, source: 'partner', dedupe_key: 'partner:msg_1', received_at: at, body: JSON.stringify({ type: 'order.created', timestamp: 'x', data: anOrder('on_approval') }) }],
+      history: [{ partner_updated_at: at - 5, recorded_at: at, source: 'partner', status: 'on_approval', cost: null, paid: 0, subscription_status: null }],
+      log: [
+        { id: 2, at: at + 1, source: 'bridge', event: 'job.attempt', detail: '{"jobId":7,"outcome":"done"}' },
+        { id: 1, at, source: 'admin', event: 'order.resumed', detail: '{"keyId":"k"}' },
+      ],
+    });
+    expect(timeline.map((e) => [e.source, e.event])).toEqual([
+      ['partner', 'webhook.received'],
+      ['partner', 'order.recorded'],
+      ['admin', 'order.resumed'],
+      ['bridge', 'job.queued'],
+      ['bridge', 'job.attempt'],
+    ]);
+    expect(timeline[0]).toEqual({ at: new Date(at).toISOString(), source: 'partner', event: 'webhook.received', detail: { inboxId: 3, type: 'order.created', status: 'on_approval', updatedAt: anOrder('on_approval').updatedAt } });
+    // The customer in the webhook's body stays out.
+    expect(JSON.stringify(timeline)).not.toContain('+70000000000');
+  });
+
+  it('diffs Company 1’s pictures against the one before (the bridge’s own included, shown by its log instead); a swept order and an emptied body say so', () => {
+    const picture = (at: number, source: string, status: string, cost: number | null = null) => ({ partner_updated_at: at, recorded_at: at, source, status, cost, paid: 0, subscription_status: null });
+    const timeline = assembleTimeline({
+      ...base,
+      jobs: [
+        { id: 1, kind: 'order.sync', payload: '{}', created_at: T, inbox_id: 1 },
+        { id: 2, kind: 'order.sync', payload: '{}', created_at: T + 30, inbox_id: 2 },
+      ],
+      inbox: [
+        { id: 1, source: 'partner', dedupe_key: 'partner-sweep:DM-1:x', received_at: T, body: '' },
+        { id: 2, source: 'partner', dedupe_key: 'partner:msg_2', received_at: T + 30, body: 'not json' },
+      ],
+      history: [picture(T + 20, 'bridge', 'approved', 100), picture(T, 'partner', 'on_approval'), picture(T + 30, 'partner', 'approved', 100), picture(T + 40, 'webview', 'cancelled', 100)],
+    });
+    const pictures = timeline.filter((e) => e.event.startsWith('order.'));
+    expect(pictures.map((e) => [e.source, e.event, e.detail.changes ?? e.detail.status])).toEqual([
+      ['partner', 'order.recorded', 'on_approval'],
+      ['partner', 'order.unchanged', {}],
+      ['webview', 'order.changed', { status: { before: 'approved', after: 'cancelled' } }],
+    ]);
+    expect(timeline.find((e) => e.detail.inboxId === 1 && e.event !== 'job.queued')).toMatchObject({ event: 'sweep.found', detail: { body: 'emptied by retention' } });
+    expect(timeline.find((e) => e.detail.inboxId === 2 && e.event !== 'job.queued')).toMatchObject({ event: 'webhook.received', detail: { inboxId: 2 } });
   });
 });
