@@ -395,4 +395,30 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     expect(updated).toEqual([{ at: expect.any(String), source: 'amocrm', event: 'contact.updated', detail: { call: 'PATCH /api/v4/contacts', contactId: expect.any(Number), fields: ['phone'] } }]);
     expect(JSON.stringify(res.body)).not.toContain('7770202');
   });
+
+  it('webhooks that joined a job already waiting (coalescing) are in the timeline too', async () => {
+    stack = await testStack(kind, `admin-timeline-coalesced-${kind}`);
+    await stack.bridge.ready;
+    const reader = await createApiKey(stack.bridge.db.kysely, 'reader', ['orders:read']);
+    const { order, dealId } = await linkedOrder(stack, 'coalesced-user');
+    await settled(stack);
+    // With the worker stopped, later events of each kind join the first one's waiting job.
+    await stack.bridge.worker!.stop();
+    await stack.amo.moveLead(dealId, { statusName: 'Recorded for trial' });
+    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' });
+    await stack.amo.webhooksIdle();
+    const current = stack.partner.orders.get(order.id)!;
+    expect((await stack.partner.sendWebhook('order.updated', { ...current, cost: 100, updatedAt: new Date(Date.now() + 1000).toISOString() })).status).toBe(202);
+    expect((await stack.partner.sendWebhook('order.updated', { ...current, cost: 200, updatedAt: new Date(Date.now() + 2000).toISOString() })).status).toBe(202);
+
+    const res = await adminApi(stack, reader.key).get(`/admin/orders/${order.id}`);
+    expect(res.status).toBe(200);
+    const hooks = (res.body.timeline as Array<{ source: string; event: string; detail: Record<string, unknown> }>).filter((e) => e.event === 'webhook.received');
+    const amo = hooks.filter((e) => e.source === 'amocrm');
+    expect(amo).toHaveLength(2);
+    expect(amo[1]!.detail).toMatchObject({ dealId, joinedJob: expect.any(Number) });
+    const updates = hooks.filter((e) => e.source === 'partner' && e.detail.type === 'order.updated');
+    expect(updates).toHaveLength(2);
+    expect(updates[1]!.detail).toMatchObject({ joinedJob: expect.any(Number) });
+  });
 });

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { parseAmoWebhookBody } from '../inbox/amo-webhook-body.js';
 import { orderWebhookSchema } from '../partner/schema.js';
+import { DEAL_RECONCILE, ORDER_SYNC } from '../sync/jobs.js';
 
 /**
  * An order's timeline for the admin console, oldest first, derived from what the bridge
@@ -24,6 +26,8 @@ export interface TimelineFacts {
   history: Array<{ partner_updated_at: number; recorded_at: number; source: string; status: string; cost: number | null; paid: number; subscription_status: string | null }>;
   dealUpdates: Array<{ kind: string; deal_id: number; noted_at: number | null; moved_at: number | null }>;
   log: Array<{ id: number; at: number; source: string; event: string; detail: string }>;
+  /** Webhooks about the order that joined a job already waiting (coalescing), with that job's id. */
+  coalesced?: Array<{ inbox: TimelineFacts['inbox'][number]; jobId: number; payload: string }>;
 }
 
 /**
@@ -42,6 +46,11 @@ export function assembleTimeline(facts: TimelineFacts): TimelineEntry[] {
     const inbox = job.inbox_id === null ? undefined : inboxById.get(job.inbox_id);
     if (inbox) push(inbox.received_at, RANK.webhook, webhookEntry(inbox, job));
     push(job.created_at, RANK.job, { source: 'bridge', event: 'job.queued', detail: { jobId: job.id, kind: job.kind, ...(job.inbox_id !== null ? { inboxId: job.inbox_id } : {}) } });
+  }
+
+  for (const { inbox, jobId, payload } of facts.coalesced ?? []) {
+    const entry = webhookEntry(inbox, { payload });
+    push(inbox.received_at, RANK.webhook, { ...entry, detail: { ...entry.detail, joinedJob: jobId } });
   }
 
   // Pictures Company 1 (or the user, in the webview) showed; the bridge's own PATCHes are in the log with before → after.
@@ -79,7 +88,7 @@ export function assembleTimeline(facts: TimelineFacts): TimelineEntry[] {
 }
 
 /** A webhook as received: its kind and what it said, without the customer. */
-function webhookEntry(inbox: TimelineFacts['inbox'][number], job: TimelineFacts['jobs'][number]): Omit<TimelineEntry, 'at'> {
+function webhookEntry(inbox: TimelineFacts['inbox'][number], job: { payload: string }): Omit<TimelineEntry, 'at'> {
   const viaSweep = inbox.dedupe_key.startsWith('partner-sweep:');
   const detail: Record<string, unknown> = { inboxId: inbox.id };
   if (inbox.source === 'partner') {
@@ -110,7 +119,7 @@ function safeJson(text: string): unknown {
 }
 
 /** Reads an order's timeline facts and assembles them. */
-export async function orderTimeline(db: Kysely<Database>, order: { order_id: string; deal_id: number | null }): Promise<TimelineEntry[]> {
+export async function orderTimeline(db: Kysely<Database>, order: { order_id: string; deal_id: number | null }, now = Date.now()): Promise<TimelineEntry[]> {
   const keys = [`order:${order.order_id}`, ...(order.deal_id !== null ? [`deal:${order.deal_id}`] : [])];
   const jobs = await db.selectFrom('jobs').select(['id', 'kind', 'payload', 'created_at', 'inbox_id']).where('job_key', 'in', keys).orderBy('id').execute();
   const inboxIds = jobs.map((j) => j.inbox_id).filter((id): id is number => id !== null);
@@ -122,5 +131,57 @@ export async function orderTimeline(db: Kysely<Database>, order: { order_id: str
     db.selectFrom('deal_updates').selectAll().where('order_id', '=', order.order_id).execute(),
     db.selectFrom('order_log').selectAll().where('order_id', '=', order.order_id).orderBy('id').execute(),
   ]);
-  return assembleTimeline({ jobs, inbox, history, dealUpdates, log });
+  const coalesced = await coalescedWebhooks(db, order, jobs, log, new Set(inboxIds), now);
+  return assembleTimeline({ jobs, inbox, history, dealUpdates, log, coalesced });
+}
+
+/** Rows read per waiting span: a span of hours (the worker was down) shows its first ones. */
+const COALESCED_SCAN_LIMIT = 500;
+
+/**
+ * A webhook that arrived while a job of its kind for the order still waited joined that
+ * job (enqueue's coalescing), so no job names its inbox row. It was received between the
+ * job's creation and its first attempt: the inbox rows of that span (by received_at, which
+ * is indexed) are read and those about this order kept. Pure SQL cannot tell, the bodies can.
+ */
+async function coalescedWebhooks(
+  db: Kysely<Database>,
+  order: { order_id: string; deal_id: number | null },
+  jobs: TimelineFacts['jobs'],
+  log: TimelineFacts['log'],
+  known: Set<number>,
+  now: number,
+): Promise<NonNullable<TimelineFacts['coalesced']>> {
+  const firstRun = new Map<number, number>();
+  for (const row of log) {
+    const jobId = (parseDetail(row.detail) as { jobId?: unknown }).jobId;
+    if (typeof jobId === 'number' && !firstRun.has(jobId)) firstRun.set(jobId, row.at);
+  }
+  const found: NonNullable<TimelineFacts['coalesced']> = [];
+  for (const job of jobs) {
+    const source = job.kind === ORDER_SYNC ? 'partner' : job.kind === DEAL_RECONCILE ? 'amocrm' : undefined;
+    if (!source || job.inbox_id === null) continue;
+    const rows = await db
+      .selectFrom('inbox')
+      .select(['id', 'source', 'dedupe_key', 'received_at', 'body'])
+      .where('received_at', '>=', job.created_at)
+      .where('received_at', '<=', firstRun.get(job.id) ?? now)
+      .where('source', '=', source)
+      .orderBy('received_at')
+      .limit(COALESCED_SCAN_LIMIT)
+      .execute();
+    for (const row of rows) {
+      if (known.has(row.id) || !isAbout(row, order)) continue;
+      known.add(row.id);
+      found.push({ inbox: row, jobId: job.id, payload: job.payload });
+    }
+  }
+  return found;
+}
+
+function isAbout(row: TimelineFacts['inbox'][number], order: { order_id: string; deal_id: number | null }): boolean {
+  if (row.body === '') return false;
+  if (row.source === 'partner') return orderWebhookSchema.safeParse(safeJson(row.body)).data?.data.id === order.order_id;
+  const parsed = parseAmoWebhookBody(row.body);
+  return order.deal_id !== null && parsed.ok && parsed.body.events.some((e) => e.dealId === order.deal_id);
 }
