@@ -53,11 +53,11 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
       for (const job of skipped) results.set(job.id, { type: 'done' });
       await appendOrderLog(deps.db.kysely, skipped.map((job) => skippedPaused(orderIdOf.get(job.id)!, job)));
       if (skipped.length > 0) deps.logger.info('order.sync.skipped_paused', { orderIds: skipped.map((j) => orderIdOf.get(j.id)) });
-      jobs = jobs.filter((j) => !paused.has(orderIdOf.get(j.id)!));
+      const active = jobs.filter((j) => !paused.has(orderIdOf.get(j.id)!));
 
-      const jobOf = new Map([...orderIdOf].filter(([, orderId]) => !paused.has(orderId)).map(([jobId, orderId]) => [orderId, jobId]));
+      const jobOf = new Map(active.map((j) => [orderIdOf.get(j.id)!, j.id]));
       const intake = await intakeOrders(deps, rows.filter((r) => !paused.has(r.order_id)), jobOf);
-      const plans = await mapLimited(jobs, 8, async (job): Promise<SyncPlan | undefined> => {
+      const plans = await mapLimited(active, 8, async (job): Promise<SyncPlan | undefined> => {
         const orderId = orderIdOf.get(job.id)!;
         const row = rowOf.get(orderId);
         if (!row) return void results.set(job.id, { type: 'failed', error: new Error(`order ${orderId} is not recorded`) });
