@@ -253,6 +253,9 @@ describe.each(DATABASES)('admin orders API on %s', (kind) => {
     const page = await agent.get(`/webview/orders/${order!.id}`);
     expect(page.status).toBe(200);
     expect(page.text).not.toContain(`href="/webview/orders/${order!.id}/cancel"`);
+    const asks = await agent.get(`/webview/orders/${order!.id}/cancel`);
+    expect(asks.status).toBe(409);
+    expect(asks.text).toContain('Поддержка проверяет ваши заказы');
     const patchesBefore = stack.partner.stats.count({ method: 'PATCH', pathPrefix: `/orders/${order!.id}` });
     const refused = await agent.post(`/webview/orders/${order!.id}/cancel`).type('form').send({ _csrf: hiddenField(page.text, '_csrf') });
     expect(refused.status).toBe(409);

@@ -68,6 +68,8 @@ export interface OrderDetails {
   comment: string | null;
   timeline: TimelineEntry[];
   cancellable: boolean;
+  /** Paused by an admin (the order or its user): nothing about it can be changed here. */
+  onHold: boolean;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -357,6 +359,7 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
     if (!order) throw error;
   }
   if (order.userId !== userId) return undefined;
+  const onHold = row !== undefined && (await pausedAmong(db.kysely, [row])).has(orderId);
 
   const [comment, jobs, history] = await Promise.all([
     webviewCommentOf(db, orderId),
@@ -382,7 +385,8 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
       jobs: jobs.map((j) => ({ kind: j.kind, updatedAt: j.updated_at })),
       history,
     }),
-    cancellable: live && canCancel(deps.mappings, order.status) && !(row && (await pausedAmong(db.kysely, [row])).has(orderId)),
+    cancellable: live && canCancel(deps.mappings, order.status) && !onHold,
+    onHold,
   };
 }
 

@@ -411,6 +411,9 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
     const details = await loadOrder(req, res);
     if (!details) return;
     const back = orderPath(details.summary.id);
+    if (details.onHold) {
+      return sendMessage(req, res, 409, { heading: t.pages.onHold, paragraphs: [t.pages.onHoldText], link: { href: back, text: t.pages.backToOrder } });
+    }
     if (!details.cancellable) {
       return sendMessage(req, res, 409, {
         heading: t.pages.cannotCancel,
