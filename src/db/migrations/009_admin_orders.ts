@@ -14,8 +14,6 @@ export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<voi
   await db.schema.alterTable('orders').addColumn('paused_at', 'bigint').execute();
   // The search lists newest first and pages by (updated_at, order_id).
   await sql`create index orders_updated on orders (updated_at, order_id)`.execute(db);
-  // An order's jobs, done ones included (jobs_key leaves them out), for its timeline.
-  await sql`create index jobs_key_all on jobs (job_key, id)`.execute(db);
 
   await db.schema
     .createTable('paused_users')
