@@ -137,6 +137,13 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       locale: config.WEBVIEW_LOCALE,
       orderLimit: config.WEBVIEW_ORDER_LIMIT,
     },
+    adminUi: {
+      locale: config.ADMIN_LOCALE ?? config.WEBVIEW_LOCALE,
+      timeZone: file.webview.timeZone,
+      jobKinds: syncJobs.kinds,
+      // The same states /readyz describes.
+      health: () => ({ amocrm: amoHealth.state, partner: partnerHealth.state, mappingsResolved: mappings !== undefined }),
+    },
     // Webhooks can be accepted once the mappings are resolved, and they stay resolved
     // through later trouble with amoCRM; the services' states explain, they do not decide.
     readiness: () =>

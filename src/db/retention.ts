@@ -12,7 +12,8 @@ import type { Database } from './schema.js';
  *   joins it and skips a missing or empty row, so older reports drop out of the timeline.
  * - jobs: `done` ones older than RETENTION are deleted. Dead jobs stay whatever their age:
  *   they wait for a person (`amobridge dead list`), and their last_error is redacted.
- * - webview_tokens and webview_sessions (names and phone) are deleted once expired.
+ * - webview_tokens and webview_sessions (names and phone) are deleted once expired, as are
+ *   admin_sessions (the admin page's).
  * - orders: a final order untouched for RETENTION keeps its ids, status and times; its
  *   snapshot loses the customer (replaced by a redacted one, so the snapshot still reads
  *   as an order) and its webview comment is cleared, as is the comment of a webview
@@ -46,6 +47,7 @@ export interface RetentionCounts {
   /** Used webview sign-in tokens (not named "tokens": the logger masks such fields). */
   signInsDeleted: number;
   sessionsDeleted: number;
+  adminSessionsDeleted: number;
   rateSlotsDeleted: number;
 }
 
@@ -87,8 +89,9 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   });
   const signInsDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
   const sessionsDeleted = await batches((limit) => deleteBefore(db, 'webview_sessions', 'id_hash', 'expires_at', now, limit));
+  const adminSessionsDeleted = await batches((limit) => deleteBefore(db, 'admin_sessions', 'id_hash', 'expires_at', now, limit));
   const rateSlotsDeleted = await batches((limit) => deleteBefore(db, 'rate_slots', 'id', 'at', now - RATE_SLOT_KEEP_MS, limit));
-  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, abandonedCommentsCleared, signInsDeleted, sessionsDeleted, rateSlotsDeleted };
+  return { inboxBodiesEmptied, inboxRowsDeleted, jobsDeleted, ordersPurged, abandonedCommentsCleared, signInsDeleted, sessionsDeleted, adminSessionsDeleted, rateSlotsDeleted };
 }
 
 /**

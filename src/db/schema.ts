@@ -21,6 +21,7 @@ export interface Database {
   deal_updates: DealUpdatesTable;
   webview_pending_signins: WebviewPendingSigninsTable;
   order_history: OrderHistoryTable;
+  admin_sessions: AdminSessionsTable;
 }
 
 /** Every accepted webhook, raw, before any work is done on it. */
@@ -238,4 +239,17 @@ export interface ApiKeysTable {
   scopes: string;
   created_at: number;
   revoked_at: number | null;
+}
+
+/** Sessions of the admin page (/admin/ui); the cookie holds the id, this table only its SHA-256. */
+export interface AdminSessionsTable {
+  id_hash: string;
+  /** The API key signed in with (api_keys.id): its scopes, and whether it is still valid, are read on each request. */
+  key_id: string;
+  /** The synchronizer token every form of the session carries. */
+  csrf_token: string;
+  /** A one-time notice for the next page (post/redirect/get), as JSON; null when none. */
+  flash: string | null;
+  created_at: number;
+  expires_at: number;
 }

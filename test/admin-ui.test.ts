@@ -1,0 +1,308 @@
+import express from 'express';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { revokeApiKey } from '../src/admin/api-keys.js';
+import { adminUiRouter } from '../src/admin-ui/router.js';
+import { ADMIN_SESSION_TTL_MS } from '../src/admin-ui/session.js';
+import { retentionOnce } from '../src/db/retention.js';
+import type { Stack } from '../src/sandbox/stack.js';
+import { syncJobs } from '../src/sync/jobs.js';
+import { adminCsrf, adminKey, deadOrderJob, openSignIn, signInAdmin } from './support/admin-ui.js';
+import { DATABASES } from './support/databases.js';
+import { captureLogs } from './support/logs.js';
+import { testStack, waitFor } from './support/stack.js';
+
+/**
+ * The admin page at /admin/ui over real HTTP against the simulators, on both databases:
+ * sign-in with an API key, sessions in the database, CSRF on every form, the scopes of
+ * the admin API, the overview, and the dead letters with replay.
+ */
+
+/** Text of a page without its tags, spaces plain. */
+const text = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+const setCookie = (res: { headers: Record<string, unknown> }, name: string) =>
+  ([res.headers['set-cookie']].flat() as Array<string | undefined>).find((c) => c?.startsWith(`${name}=`));
+
+describe.each(DATABASES)('admin page on %s', (kind) => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('signs in with a good key only, into a database session; the key is never echoed or logged', async () => {
+    const logs = captureLogs();
+    stack = await testStack(kind, `admin-ui-signin-${kind}`, { logger: logs.logger });
+    await stack.bridge.ready;
+    const { key, id: keyId } = await adminKey(stack, 'ops', ['jobs:read']);
+    const agent = request.agent(stack.bridgeUrl);
+
+    // Without a session the page sends to the form.
+    const start = await agent.get('/admin/ui');
+    expect(start.status).toBe(303);
+    expect(start.headers.location).toBe('/admin/ui/sign-in');
+    const form = await agent.get('/admin/ui/sign-in');
+    expect(form.status).toBe(200);
+    expect(form.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(form.headers['cache-control']).toBe('no-store');
+    expect(form.text).toMatch(/<html lang="ru">/);
+    expect(text(form.text)).toContain('Войдите с API-ключом администратора');
+    expect(setCookie(form, 'amobridge_admin_signin')).toMatch(/; Path=\/admin\/ui; .*HttpOnly; SameSite=Strict/);
+    const csrf = await openSignIn(agent);
+
+    // A wrong key, a malformed one, an empty one: the form again, with no session and no echo.
+    const wrong = `${key.slice(0, -4)}xxxx`;
+    for (const [bad, status] of [[wrong, 401], ['not-a-key', 401], ['', 400]] as const) {
+      const res = await agent.post('/admin/ui/sign-in').type('form').send({ _csrf: csrf, key: bad });
+      expect(res.status).toBe(status);
+      expect(setCookie(res, 'amobridge_admin')).toBeUndefined();
+      expect(text(res.text)).toContain(status === 400 ? 'Введите API-ключ.' : 'Ключ не подошёл: он неверен, отозван или введён не полностью.');
+      if (bad) expect(res.text).not.toContain(bad);
+    }
+
+    const signedIn = await agent.post('/admin/ui/sign-in').type('form').send({ _csrf: csrf, key });
+    expect(signedIn.status).toBe(303);
+    expect(signedIn.headers.location).toBe('/admin/ui');
+    const cookie = setCookie(signedIn, 'amobridge_admin')!;
+    expect(cookie).toMatch(/; Max-Age=28800; Path=\/admin\/ui; .*HttpOnly; SameSite=Strict/);
+    expect(cookie).not.toMatch(/Secure/);
+    // The database keeps the id's hash, not the id.
+    const id = cookie.split(';')[0]!.split('=')[1]!;
+    const rows = await stack.bridge.db.kysely.selectFrom('admin_sessions').selectAll().execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ key_id: keyId });
+    expect(rows[0]!.id_hash).not.toBe(id);
+    expect(rows[0]!.id_hash).toMatch(/^[0-9a-f]{64}$/);
+
+    const overview = await agent.get('/admin/ui');
+    expect(overview.status).toBe(200);
+    expect(text(overview.text)).toContain('Ключ «ops»');
+    expect(overview.text).not.toContain(key);
+
+    expect(logs.events().filter((e) => String(e.message).startsWith('admin_ui.signin'))).toEqual([
+      expect.objectContaining({ message: 'admin_ui.signin_rejected', level: 'warn' }),
+      expect.objectContaining({ message: 'admin_ui.signin_rejected', level: 'warn' }),
+      expect.objectContaining({ message: 'admin_ui.signin', keyId }),
+    ]);
+    const secret = key.split('_')[2]!;
+    expect(logs.lines.join('\n')).not.toContain(secret);
+    expect(logs.lines.join('\n')).not.toContain(id);
+  });
+
+  it('refuses a revoked key, and revoking a key ends its open sessions', async () => {
+    stack = await testStack(kind, `admin-ui-revoked-${kind}`);
+    await stack.bridge.ready;
+    const db = stack.bridge.db.kysely;
+    const revoked = await adminKey(stack, 'old', ['jobs:read']);
+    await revokeApiKey(db, revoked.id);
+    const agent = request.agent(stack.bridgeUrl);
+    const csrf = await openSignIn(agent);
+    const refused = await agent.post('/admin/ui/sign-in').type('form').send({ _csrf: csrf, key: revoked.key });
+    expect(refused.status).toBe(401);
+    expect(setCookie(refused, 'amobridge_admin')).toBeUndefined();
+
+    const live = await adminKey(stack, 'ops', ['jobs:read']);
+    const session = await signInAdmin(stack.bridgeUrl, live.key);
+    expect((await session.get('/admin/ui')).status).toBe(200);
+    await revokeApiKey(db, live.id);
+    const after = await session.get('/admin/ui');
+    expect(after.status).toBe(401);
+    expect(text(after.text)).toContain('Сеанс завершён или ключ отозван. Войдите снова.');
+    expect(setCookie(after, 'amobridge_admin')).toMatch(/Expires=Thu, 01 Jan 1970/);
+  });
+
+  it('shows the overview: queue depth by kind and state, the oldest waiting job, dead letters, the services', async () => {
+    stack = await testStack(kind, `admin-ui-overview-${kind}`);
+    await stack.bridge.ready;
+    const { jobId } = await deadOrderJob(stack, 'overview-user');
+    // A job due a minute ago that no worker takes (an unknown kind waits for ever).
+    await stack.bridge.db.kysely
+      .insertInto('jobs')
+      .values({ kind: 'legacy.kind', job_key: 'legacy:1', payload: '{}', status: 'queued', attempts: 0, max_attempts: 5, run_at: Date.now() - 90_000, created_at: Date.now() - 90_000, updated_at: Date.now() - 90_000 })
+      .execute();
+    const { key } = await adminKey(stack, 'ops', ['jobs:read']);
+    const agent = await signInAdmin(stack.bridgeUrl, key);
+    const res = await agent.get('/admin/ui');
+    expect(res.status).toBe(200);
+    const page = text(res.text);
+    expect(page).toContain('amoCRM работает');
+    expect(page).toContain('Компания 1 работает');
+    expect(page).toContain('Таблица этапов сопоставлена с amoCRM');
+    expect(page).toContain('1 задание с ошибкой ждут решения.');
+    expect(res.text).toMatch(/<tr data-kind="order\.sync">.*<td class="num bad" data-state="dead">1<\/td>/);
+    expect(res.text).toMatch(/<tr data-kind="legacy\.kind">.*<td class="num" data-state="waiting">1<\/td>/);
+    expect(page).toMatch(/Самое давнее ожидающее задание legacy\.kind · legacy:1 · Задание \d+ · в ожидании: 1 минута/);
+    expect(res.text).toContain('href="/admin/ui/dead"');
+    expect(jobId).toBeGreaterThan(0);
+  });
+
+  it('replays a dead letter from its form: post/redirect/get with a one-time notice', async () => {
+    stack = await testStack(kind, `admin-ui-replay-${kind}`);
+    await stack.bridge.ready;
+    const { order, jobId } = await deadOrderJob(stack, 'replay-user');
+    const { key } = await adminKey(stack, 'ops', ['jobs:read', 'jobs:replay']);
+    const agent = await signInAdmin(stack.bridgeUrl, key);
+
+    const list = await agent.get('/admin/ui/dead');
+    expect(list.status).toBe(200);
+    expect(text(list.text)).toContain(`Задание ${jobId}`);
+    expect(text(list.text)).toMatch(/Последняя ошибка partner .*404/);
+    expect(list.text).toContain(`action="/admin/ui/dead/${jobId}/replay"`);
+    const csrf = await adminCsrf(agent, '/admin/ui/dead');
+
+    stack.partner.orders.set(order.id, order);
+    const replay = await agent.post(`/admin/ui/dead/${jobId}/replay`).type('form').send({ _csrf: csrf });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.location).toBe('/admin/ui/dead');
+    const after = await agent.get('/admin/ui/dead');
+    expect(text(after.text)).toContain(`Задание ${jobId} возвращено в очередь.`);
+    // Shown once: a reload does not repeat it.
+    expect(text((await agent.get('/admin/ui/dead')).text)).not.toContain('возвращено в очередь');
+    await waitFor('the replayed job to link the order', () => stack!.partner.orders.get(order.id)?.additionalInfo ?? undefined);
+
+    // The same form sent again: the job is no longer dead, and the page says so.
+    const again = await agent.post(`/admin/ui/dead/${jobId}/replay`).type('form').send({ _csrf: csrf });
+    expect(again.status).toBe(303);
+    expect(text((await agent.get('/admin/ui/dead')).text)).toContain(`Задание ${jobId} уже не в списке ошибок`);
+
+    // Not a job id: the not-found page.
+    const bad = await agent.post('/admin/ui/dead/12abc/replay').type('form').send({ _csrf: csrf });
+    expect(bad.status).toBe(404);
+    expect(text(bad.text)).toContain('Страница не найдена');
+  });
+
+  it('refuses a form without its session’s CSRF token, and the sign-in form without its own', async () => {
+    stack = await testStack(kind, `admin-ui-csrf-${kind}`);
+    await stack.bridge.ready;
+    const { jobId } = await deadOrderJob(stack, 'csrf-user');
+    const { key } = await adminKey(stack, 'ops', ['jobs:read', 'jobs:replay']);
+    const agent = await signInAdmin(stack.bridgeUrl, key);
+    const other = await signInAdmin(stack.bridgeUrl, key);
+    const othersToken = await adminCsrf(other);
+
+    for (const body of [{}, { _csrf: '' }, { _csrf: 'forged' }, { _csrf: othersToken }]) {
+      const res = await agent.post(`/admin/ui/dead/${jobId}/replay`).type('form').send(body);
+      expect(res.status).toBe(403);
+      expect(text(res.text)).toContain('Форма устарела');
+    }
+    const job = await stack.bridge.db.kysely.selectFrom('jobs').select('status').where('id', '=', jobId).executeTakeFirstOrThrow();
+    expect(job.status).toBe('dead');
+    // Sign-out is a form too.
+    expect((await agent.post('/admin/ui/sign-out').type('form').send({ _csrf: 'forged' })).status).toBe(403);
+    expect((await agent.get('/admin/ui')).status).toBe(200);
+
+    // The sign-in form: its field must match its cookie (a cross-site form has neither).
+    const fresh = request.agent(stack.bridgeUrl);
+    const token = await openSignIn(fresh);
+    const noField = await fresh.post('/admin/ui/sign-in').type('form').send({ key });
+    expect(noField.status).toBe(403);
+    expect(setCookie(noField, 'amobridge_admin')).toBeUndefined();
+    const noCookie = await request(stack.bridgeUrl).post('/admin/ui/sign-in').type('form').send({ _csrf: token, key });
+    expect(noCookie.status).toBe(403);
+    expect(setCookie(noCookie, 'amobridge_admin')).toBeUndefined();
+  });
+
+  it('checks each page’s and action’s scope as the API does: a 403 page without it', async () => {
+    stack = await testStack(kind, `admin-ui-scopes-${kind}`);
+    await stack.bridge.ready;
+    const { jobId } = await deadOrderJob(stack, 'scope-user');
+    const ordersOnly = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'orders', ['orders:read'])).key);
+    const dead = await ordersOnly.get('/admin/ui/dead');
+    expect(dead.status).toBe(403);
+    expect(text(dead.text)).toContain('У ключа, с которым вы вошли, нет права jobs:read.');
+    // The overview is open to any key, without the sections its scopes do not cover.
+    const overview = await ordersOnly.get('/admin/ui');
+    expect(overview.status).toBe(200);
+    expect(text(overview.text)).toContain('Этот раздел виден ключу с правом jobs:read.');
+    expect(overview.text).not.toContain('href="/admin/ui/dead"');
+
+    const reader = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'reader', ['jobs:read'])).key);
+    const list = await reader.get('/admin/ui/dead');
+    expect(list.status).toBe(200);
+    expect(list.text).not.toContain('/replay"');
+    expect(text(list.text)).toContain('Повторять задания может ключ с правом jobs:replay.');
+    const readerCsrf = await adminCsrf(reader);
+    const replay = await reader.post(`/admin/ui/dead/${jobId}/replay`).type('form').send({ _csrf: readerCsrf });
+    expect(replay.status).toBe(403);
+    expect(text(replay.text)).toContain('нет права jobs:replay');
+    const job = await stack.bridge.db.kysely.selectFrom('jobs').select('status').where('id', '=', jobId).executeTakeFirstOrThrow();
+    expect(job.status).toBe('dead');
+  });
+
+  it('signs out: the session row goes and its cookie stops working', async () => {
+    stack = await testStack(kind, `admin-ui-signout-${kind}`);
+    await stack.bridge.ready;
+    const agent = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'ops', ['jobs:read'])).key);
+    expect((await agent.get('/admin/ui')).status).toBe(200);
+    const csrf = await adminCsrf(agent);
+    const out = await agent.post('/admin/ui/sign-out').type('form').send({ _csrf: csrf });
+    expect(out.status).toBe(200);
+    expect(text(out.text)).toContain('Вы вышли.');
+    expect(await stack.bridge.db.kysely.selectFrom('admin_sessions').selectAll().execute()).toEqual([]);
+    const again = await agent.get('/admin/ui');
+    expect(again.status).toBe(303);
+    expect(again.headers.location).toBe('/admin/ui/sign-in');
+  });
+
+  it('serves a session from any instance on the same database, and retention deletes it once expired', async () => {
+    stack = await testStack(kind, `admin-ui-instances-${kind}`);
+    await stack.bridge.ready;
+    const agent = request.agent(stack.bridgeUrl);
+    const csrf = await openSignIn(agent);
+    const signedIn = await agent.post('/admin/ui/sign-in').type('form').send({ _csrf: csrf, key: (await adminKey(stack, 'ops', ['jobs:read'])).key });
+    const sessionCookie = setCookie(signedIn, 'amobridge_admin')!.split(';')[0]!;
+
+    // Another instance: its own router, nothing shared with the first but the database.
+    const other = express().use(
+      adminUiRouter({
+        db: stack.bridge.db,
+        logger: captureLogs().logger,
+        onWorkEnqueued: () => undefined,
+        locale: 'en',
+        timeZone: 'Europe/Moscow',
+        jobKinds: syncJobs.kinds,
+        health: () => ({ amocrm: { kind: 'unknown' }, partner: { kind: 'unreachable', since: Date.parse('2026-01-05T10:00:00Z'), reason: 'ECONNREFUSED' }, mappingsResolved: false }),
+      }),
+    );
+    const there = await request(other).get('/admin/ui').set('cookie', sessionCookie);
+    expect(there.status).toBe(200);
+    expect(there.text).toMatch(/<html lang="en">/);
+    const page = text(there.text);
+    expect(page).toContain('amoCRM not checked yet');
+    expect(page).toContain('Company 1 unreachable since 5 January 2026 at 13:00 GMT+3 ECONNREFUSED');
+    expect(page).toContain('Stage table not resolved against amoCRM yet');
+
+    const later = Date.now() + ADMIN_SESSION_TTL_MS + 1;
+    const counts = await retentionOnce({ db: stack.bridge.db, retentionMs: 86_400_000, keyWindowMs: 86_400_000, finalStatuses: [] }, later);
+    expect(counts.adminSessionsDeleted).toBe(1);
+    expect((await request(other).get('/admin/ui').set('cookie', sessionCookie)).status).toBe(401);
+  });
+});
+
+describe('admin page, wherever the storage', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('speaks English with ADMIN_LOCALE=en, and answers unknown pages and bad bodies with its own pages', async () => {
+    stack = await testStack('sqlite', 'admin-ui-english', { env: { ADMIN_LOCALE: 'en' } });
+    await stack.bridge.ready;
+    const agent = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'ops', ['jobs:read'])).key);
+    const overview = await agent.get('/admin/ui');
+    expect(overview.text).toMatch(/<html lang="en">/);
+    expect(text(overview.text)).toContain('No dead letters.');
+    expect(text(overview.text)).toContain('No job is waiting.');
+    const missing = await agent.get('/admin/ui/nothing');
+    expect(missing.status).toBe(404);
+    expect(missing.type).toBe('text/html');
+    expect(text(missing.text)).toContain('Page not found');
+    const tooBig = await agent.post('/admin/ui/sign-out').type('form').send({ _csrf: 'x'.repeat(20_000) });
+    expect(tooBig.status).toBe(413);
+    expect(text(tooBig.text)).toContain('Bad request');
+    const css = await request(stack.bridgeUrl).get('/admin/ui/static/admin.css');
+    expect(css.status).toBe(200);
+    expect(css.type).toBe('text/css');
+  });
+});
