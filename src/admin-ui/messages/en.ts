@@ -64,6 +64,7 @@ export const en = (): AdminMessages => ({
     attempts: 'Attempts',
     failedAt: 'Failed',
     error: 'Last error',
+    fullError: 'Full text',
     replay: 'Replay',
     replayLabel: (id) => `Replay job ${id}`,
     replayed: (id) => `Job ${id} is back in the queue.`,

@@ -12,7 +12,7 @@ const plural = pluralOf('ru');
 
 const STATE: Record<QueueState, string> = {
   waiting: 'Ждут',
-  running: 'Выполняются',
+  running: 'В работе',
   retrying: 'Ждут повтора',
   dead: 'С ошибкой',
 };
@@ -77,6 +77,7 @@ export const ru = () => ({
     attempts: 'Попыток',
     failedAt: 'Ошибка',
     error: 'Последняя ошибка',
+    fullError: 'Полный текст',
     replay: 'Повторить',
     replayLabel: (id: string) => `Повторить задание ${id}`,
     replayed: (id: string) => `Задание ${id} возвращено в очередь.`,
