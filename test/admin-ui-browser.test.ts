@@ -82,7 +82,7 @@ describeInBrowser('admin page in Chromium', () => {
     await signIn(page);
     expect(plain(await page.locator('[data-service="amocrm"] dd').textContent())).toBe('работает');
     expect(plain(await page.locator('[data-service="partner"] dd').textContent())).toBe('работает');
-    expect(plain(await page.locator('.dead-count').textContent())).toBe('1 задание с ошибкой ждут решения. Открыть задания с ошибкой');
+    expect(plain(await page.locator('.dead-count').textContent())).toBe('1 задание с ошибкой ждёт решения. Открыть задания с ошибкой');
     expect(plain(await page.locator('tr[data-kind="order.sync"] td[data-state="dead"]').textContent())).toBe('1');
     expect(plain(await page.locator('.oldest').textContent())).toBe('Ни одно задание не ждёт.');
     expect(await fitsWidth(page)).toBe(true);

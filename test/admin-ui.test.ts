@@ -77,11 +77,18 @@ describe.each(DATABASES)('admin page on %s', (kind) => {
     const overview = await agent.get('/admin/ui');
     expect(overview.status).toBe(200);
     expect(text(overview.text)).toContain('Ключ «ops»');
+
+    // Behind a TLS-terminating proxy on loopback the cookie is Secure, as the webview's.
+    const viaProxy = request.agent(stack.bridgeUrl);
+    const proxiedCsrf = await openSignIn(viaProxy);
+    const secure = await viaProxy.post('/admin/ui/sign-in').set('x-forwarded-proto', 'https').type('form').send({ _csrf: proxiedCsrf, key });
+    expect(setCookie(secure, 'amobridge_admin')).toMatch(/; Secure/);
     expect(overview.text).not.toContain(key);
 
     expect(logs.events().filter((e) => String(e.message).startsWith('admin_ui.signin'))).toEqual([
       expect.objectContaining({ message: 'admin_ui.signin_rejected', level: 'warn' }),
       expect.objectContaining({ message: 'admin_ui.signin_rejected', level: 'warn' }),
+      expect.objectContaining({ message: 'admin_ui.signin', keyId }),
       expect.objectContaining({ message: 'admin_ui.signin', keyId }),
     ]);
     const secret = key.split('_')[2]!;
@@ -128,9 +135,9 @@ describe.each(DATABASES)('admin page on %s', (kind) => {
     expect(page).toContain('amoCRM работает');
     expect(page).toContain('Компания 1 работает');
     expect(page).toContain('Таблица этапов сопоставлена с amoCRM');
-    expect(page).toContain('1 задание с ошибкой ждут решения.');
-    expect(res.text).toMatch(/<tr data-kind="order\.sync">.*<td class="num bad" data-state="dead">1<\/td>/);
-    expect(res.text).toMatch(/<tr data-kind="legacy\.kind">.*<td class="num" data-state="waiting">1<\/td>/);
+    expect(page).toContain('1 задание с ошибкой ждёт решения.');
+    expect(res.text).toMatch(/<tr data-kind="order\.sync">.*<td class="num bad" data-state="dead" data-label="С ошибкой">1<\/td>/);
+    expect(res.text).toMatch(/<tr data-kind="legacy\.kind">.*<td class="num" data-state="waiting" data-label="Ждут">1<\/td>/);
     expect(page).toMatch(/Самое давнее ожидающее задание legacy\.kind · legacy:1 · Задание \d+ · в ожидании: 1 минута/);
     expect(res.text).toContain('href="/admin/ui/dead"');
     expect(jobId).toBeGreaterThan(0);

@@ -38,7 +38,8 @@ export const en = (): AdminMessages => ({
     oldest: 'Oldest waiting job',
     noneWaiting: 'No job is waiting.',
     waitingFor: (age) => `waiting for ${age}`,
-    deadCount: (n) => (n === 0 ? 'No dead letters.' : `${n} ${plural(n, { one: 'job', other: 'jobs' })} in the dead letter need a decision.`),
+    deadCount: (n) =>
+      n === 0 ? 'No dead letters.' : `${n} ${plural(n, { one: 'job in the dead letter needs', other: 'jobs in the dead letter need' })} a decision.`,
     deadLink: 'Open the dead letters',
     services: 'Outside services',
     service: { amocrm: 'amoCRM', partner: 'Company 1' },
