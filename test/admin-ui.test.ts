@@ -2,9 +2,13 @@ import express from 'express';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { revokeApiKey } from '../src/admin/api-keys.js';
+import { createAdminFormat } from '../src/admin-ui/format.js';
+import { adminMessagesFor } from '../src/admin-ui/messages/index.js';
+import { queueOverviewOf } from '../src/admin-ui/overview.js';
 import { adminUiRouter } from '../src/admin-ui/router.js';
 import { ADMIN_SESSION_TTL_MS } from '../src/admin-ui/session.js';
 import { retentionOnce } from '../src/db/retention.js';
+import type { Job } from '../src/db/schema.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { syncJobs } from '../src/sync/jobs.js';
 import { adminCsrf, adminKey, deadOrderJob, openSignIn, signInAdmin } from './support/admin-ui.js';
@@ -311,5 +315,61 @@ describe('admin page, wherever the storage', () => {
     const css = await request(stack.bridgeUrl).get('/admin/ui/static/admin.css');
     expect(css.status).toBe(200);
     expect(css.type).toBe('text/css');
+  });
+});
+
+describe('admin page words and numbers', () => {
+  const ru = createAdminFormat('ru', 'Europe/Moscow', adminMessagesFor('ru'));
+  const en = createAdminFormat('en', 'Europe/Moscow', adminMessagesFor('en'));
+
+  it('says an age in its largest whole unit, with the locale’s plural forms', () => {
+    expect([0, 1, 59, 60, 150, 3600, 7300, 86_400, 5 * 86_400].map(ru.age)).toEqual([
+      '0 секунд', '1 секунда', '59 секунд', '1 минута', '2 минуты', '1 час', '2 часа', '1 день', '5 дней',
+    ]);
+    expect([1, 150, 7300].map(en.age)).toEqual(['1 second', '2 minutes', '2 hours']);
+  });
+
+  it('counts dead letters in agreement with their number', () => {
+    const t = adminMessagesFor('ru');
+    expect([0, 1, 2, 5, 21].map(t.overview.deadCount)).toEqual([
+      'Заданий с ошибкой нет.',
+      '1 задание с ошибкой ждёт решения.',
+      '2 задания с ошибкой ждут решения.',
+      '5 заданий с ошибкой ждут решения.',
+      '21 задание с ошибкой ждёт решения.',
+    ]);
+    expect([1, 2].map(adminMessagesFor('en').overview.deadCount)).toEqual(['1 job in the dead letter needs a decision.', '2 jobs in the dead letter need a decision.']);
+  });
+
+  it('words a service’s health as /readyz states it, the fix or reason apart', () => {
+    expect(ru.health({ kind: 'ok' })).toEqual({ text: 'работает', ok: true });
+    expect(ru.health({ kind: 'unauthorized', fix: 'run amobridge oauth <code>' })).toEqual({ text: 'отказ в доступе', detail: 'run amobridge oauth <code>', ok: false });
+    expect(en.health({ kind: 'unreachable', since: Date.parse('2026-03-05T10:00:00Z'), reason: 'timeout' })).toEqual({
+      text: 'unreachable since 5 March 2026 at 13:00 GMT+3',
+      detail: 'timeout',
+      ok: false,
+    });
+  });
+
+  it('rows the queue depth by kind, totals by state, and ages the oldest waiting job', () => {
+    const now = 1_000_000;
+    const overview = queueOverviewOf(
+      {
+        depth: [
+          { kind: 'a', state: 'waiting', jobs: 2 },
+          { kind: 'a', state: 'dead', jobs: 1 },
+          { kind: 'b', state: 'waiting', jobs: 3 },
+        ],
+        oldestWaitingSeconds: [],
+      },
+      { id: 7, kind: 'b', job_key: 'k', run_at: now - 90_000 } as Job,
+      now,
+    );
+    expect(overview.rows).toEqual([
+      { kind: 'a', counts: { waiting: 2, running: 0, retrying: 0, dead: 1 } },
+      { kind: 'b', counts: { waiting: 3, running: 0, retrying: 0, dead: 0 } },
+    ]);
+    expect(overview.totals).toEqual({ waiting: 5, running: 0, retrying: 0, dead: 1 });
+    expect(overview.oldest).toEqual({ id: 7, kind: 'b', key: 'k', ageSeconds: 90 });
   });
 });
