@@ -23,11 +23,11 @@ import { waitFor } from './support/stack.js';
  * so three processes on it are a configuration the bridge does not support.
  *
  * The rate: 25 requests per second, for the bridges (AMO_RATE_LIMIT_RPS, for all of them
- * together) and the simulator alike. 300 orders from 200 users cost about 1.2 amoCRM
- * requests each (a search per new user, deals 50 at a time), so the burst needs ~15 s of
- * budget at 25/s, and the whole test stays near 40 s on two busy cores. At amoCRM's real 7/s
- * the same proof would take a minute more and prove nothing more: the limit is only
- * the number the limiter and the simulator agree on.
+ * together) and the simulator alike. 300 orders from 200 users cost about 450 amoCRM
+ * requests (a search per new user, and small leads/complex batches, as the orders arrive
+ * spread out), ~18 s of budget at 25/s: the test takes 25–35 s on two busy cores. At
+ * amoCRM's real 7/s it would take a minute longer and prove nothing more, since the limit
+ * is only the number the limiter and the simulator agree on.
  */
 const RPS = 25;
 const ORDERS = 300;
