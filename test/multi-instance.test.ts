@@ -91,7 +91,8 @@ describe('three instances on one PostgreSQL database', () => {
 
     // Company 1 sends each order's webhook to one instance in turn (a load balancer); a
     // delivery that gets no 2xx goes again, with the same webhook-id, to the next live
-    // instance, as Company 1's retries would.
+    // instance, as Company 1's retries would. One delivery at a time, so pointing the
+    // simulator's one webhook URL at the target before each send is safe.
     const orders: Order[] = [];
     let redelivered = 0;
     const deliver = async (order: Order, n: number) => {
