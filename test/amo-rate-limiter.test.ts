@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter, PostgresRateLimiter, createRateLimiter, type RateLimiter } from '../src/amo/index.js';
 import { connect, type Db } from '../src/db/connect.js';
 import { DATABASES, dropDb, freshDb, POSTGRES_URL } from './support/databases.js';
-import { maxInAnyWindow } from './support/windows.js';
+import { maxInAnyWindow } from './support/rate-window.js';
 
 /**
  * Fires `count` requests at once, each holding its slot for `latencyMs`, and records when

@@ -7,7 +7,7 @@ import type { Db } from '../src/db/connect.js';
 import { HttpError } from '../src/lib/http-error.js';
 import { createTestLogger } from '../src/logger.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
-import { maxInAnyWindow } from './support/windows.js';
+import { maxInAnyWindow } from './support/rate-window.js';
 
 /**
  * The transport under amocrm-js, against tiny raw node:http servers: each test controls
