@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { revokeApiKey } from '../src/admin/api-keys.js';
 import { createAdminFormat } from '../src/admin-ui/format.js';
 import { adminMessagesFor } from '../src/admin-ui/messages/index.js';
-import { queueOverviewOf } from '../src/admin-ui/overview.js';
+import { queueOverviewOf } from '../src/admin-ui/queue-overview.js';
 import { adminUiRouter } from '../src/admin-ui/router.js';
 import { ADMIN_SESSION_TTL_MS } from '../src/admin-ui/session.js';
 import { retentionOnce } from '../src/db/retention.js';

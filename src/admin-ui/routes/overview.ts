@@ -2,7 +2,7 @@ import express, { type Router } from 'express';
 import { QUEUE_STATES, readQueueDepth } from '../../queue/depth.js';
 import { oldestWaitingJob } from '../../queue/oldest-waiting.js';
 import type { AdminKit } from '../kit.js';
-import { queueOverviewOf } from '../overview.js';
+import { queueOverviewOf } from '../queue-overview.js';
 import { ADMIN_UI_PATH } from '../session.js';
 
 /** The overview: the outside services as /readyz sees them, and the queue for a key with jobs:read. */
