@@ -17,6 +17,16 @@ export async function completeJob(db: Kysely<Database>, job: Job, now = Date.now
     .execute();
 }
 
+/** A failed attempt that is not retried (JobResult `abandoned`): done, with its error kept. */
+export async function abandonJob(db: Kysely<Database>, job: Job, failure: Pick<Failure, 'message' | 'stack'>, now = Date.now()): Promise<void> {
+  await db
+    .updateTable('jobs')
+    .set({ status: 'done', locked_by: null, locked_until: null, last_error: lastErrorText(failure), updated_at: now })
+    .where('id', '=', job.id)
+    .where('locked_by', '=', job.locked_by)
+    .execute();
+}
+
 export type FailOutcome = 'retry' | 'dead';
 
 /**
