@@ -27,27 +27,32 @@ export async function abandonJob(db: Kysely<Database>, job: Job, failure: Pick<F
     .execute();
 }
 
-export type FailOutcome = 'retry' | 'dead';
+export type FailOutcome = 'retry' | 'wait' | 'dead';
 
 /**
  * An attempt failed: the job waits as `retrying` for its next one (backoff, or later if
  * the server asked), or goes to the dead letter when it is spent or the failure is
  * permanent. last_error keeps the message and the stack.
+ *
+ * Refused credentials (`wait`) are not the job's fault and no attempt succeeds until a
+ * person fixes them: the job waits as `retrying` with backoff, its attempt given back,
+ * however long that takes.
  */
 export async function failJob(
   db: Kysely<Database>,
   job: Job,
-  failure: Pick<Failure, 'message' | 'stack' | 'retryable' | 'retryAfterMs'>,
+  failure: Pick<Failure, 'message' | 'stack' | 'retryable' | 'refused' | 'retryAfterMs'>,
   policy: BackoffPolicy,
   now = Date.now(),
 ): Promise<FailOutcome> {
   const spent = job.attempts >= job.max_attempts;
-  const outcome: FailOutcome = failure.retryable && !spent ? 'retry' : 'dead';
+  const outcome: FailOutcome = failure.refused ? 'wait' : failure.retryable && !spent ? 'retry' : 'dead';
   await db
     .updateTable('jobs')
     .set({
-      status: outcome === 'retry' ? 'retrying' : 'dead',
-      run_at: outcome === 'retry' ? nextRunAt(now, job.attempts, policy, failure.retryAfterMs) : job.run_at,
+      status: outcome === 'dead' ? 'dead' : 'retrying',
+      run_at: outcome === 'dead' ? job.run_at : nextRunAt(now, job.attempts, policy, failure.retryAfterMs),
+      max_attempts: outcome === 'wait' ? job.max_attempts + 1 : job.max_attempts,
       locked_by: null,
       locked_until: null,
       last_error: lastErrorText(failure),

@@ -289,9 +289,11 @@ export class Worker {
       return;
     }
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
-    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
-    const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome === 'wait' ? 'retry' : outcome });
+    // A refusal was logged once, with its fix, by the service's health tracker: each job waiting on it is no news.
+    if (outcome === 'wait') logger.debug('job.waiting_for_credentials', { ...fields, error: failure.message });
+    else if (outcome === 'dead') logger.error('job.dead', { ...fields, error: failure.message, stack: failure.stack });
+    else logger.warn('job.retry', { ...fields, error: failure.message, stack: failure.stack });
   }
 
   /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */
