@@ -4,7 +4,13 @@ import type { Db } from '../src/db/connect.js';
 import { DEFAULT_MAX_ATTEMPTS } from '../src/queue/enqueue.js';
 import { SANDBOX_LONG_LIVED_TOKEN, type Stack } from '../src/sandbox/stack.js';
 import { DEFAULT_PARTNER_API_TOKEN } from '../src/sandbox/partner/index.js';
-import { DATABASES } from './support/databases.js';
+import { HttpError } from '../src/lib/http-error.js';
+import { MissingTokenError } from '../src/amo/token-store.js';
+import { enqueue } from '../src/queue/enqueue.js';
+import { describeFailure } from '../src/queue/failure.js';
+import { failJob, REFUSAL_MAX_WAIT_MS } from '../src/queue/finish.js';
+import { leaseJobs } from '../src/queue/lease.js';
+import { DATABASES, dropDb, freshDb } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
 import { testStack, waitFor } from './support/stack.js';
 
@@ -79,4 +85,32 @@ describe.each(DATABASES)('refused credentials on %s', (kind) => {
     await waitFor('the order job to be done', async () => (await orderJobs(bridge.db)).every((j) => j.status === 'done'));
     expect(stack.amo.state.leads.size).toBe(1);
   }, 60_000);
+});
+
+describe.each(DATABASES)('a refusal in the queue on %s', (kind) => {
+  it.each([
+    ['a 401 from amoCRM', new HttpError('amocrm', 'GET', '/api/v4/leads', 401, '{"title":"Unauthorized"}')],
+    ['a 401 from Company 1', new HttpError('partner', 'PATCH', '/orders/DM-1', 401, '')],
+    ['no stored OAuth token', new MissingTokenError()],
+  ])('%s: the job waits, its attempt given back, at most a minute', async (_what, error) => {
+    const db = await freshDb(kind, `refusal-wait-${kind}`);
+    try {
+      await enqueue(db.kysely, { kind: 'order.sync', key: 'order:DM-1', maxAttempts: 1 });
+      const [job] = await leaseJobs(db, { workerId: 'w', limit: 1, leaseMs: 10_000 });
+      const now = Date.now();
+      // Spent by the count, and a far backoff by the policy: neither applies to a refusal.
+      const outcome = await failJob(db.kysely, { ...job!, attempts: 30 }, describeFailure(error), { baseMs: 1_000, maxMs: 3_600_000 }, now);
+      expect(outcome).toBe('wait');
+      const row = await db.kysely.selectFrom('jobs').selectAll().executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ status: 'retrying', attempts: 1, max_attempts: 2 });
+      expect(row.run_at).toBeLessThanOrEqual(now + REFUSAL_MAX_WAIT_MS);
+      expect(row.run_at).toBeGreaterThanOrEqual(now + REFUSAL_MAX_WAIT_MS / 2);
+    } finally {
+      await dropDb(db);
+    }
+  });
+
+  it('a 403 is still permanent', async () => {
+    expect(describeFailure(new HttpError('partner', 'PATCH', '/orders/DM-1', 403, '')).refused).toBe(false);
+  });
 });

@@ -29,6 +29,10 @@ export async function abandonJob(db: Kysely<Database>, job: Job, failure: Pick<F
 
 export type FailOutcome = 'retry' | 'wait' | 'dead';
 
+/** Refused credentials are retried at least this often, so work resumes soon after a person fixes them. */
+export const REFUSAL_MAX_WAIT_MS = 60_000;
+const waitPolicy = (policy: BackoffPolicy): BackoffPolicy => ({ baseMs: policy.baseMs, maxMs: Math.min(policy.maxMs, REFUSAL_MAX_WAIT_MS) });
+
 /**
  * An attempt failed: the job waits as `retrying` for its next one (backoff, or later if
  * the server asked), or goes to the dead letter when it is spent or the failure is
@@ -51,7 +55,7 @@ export async function failJob(
     .updateTable('jobs')
     .set({
       status: outcome === 'dead' ? 'dead' : 'retrying',
-      run_at: outcome === 'dead' ? job.run_at : nextRunAt(now, job.attempts, policy, failure.retryAfterMs),
+      run_at: outcome === 'dead' ? job.run_at : nextRunAt(now, job.attempts, outcome === 'wait' ? waitPolicy(policy) : policy, failure.retryAfterMs),
       max_attempts: outcome === 'wait' ? job.max_attempts + 1 : job.max_attempts,
       locked_by: null,
       locked_until: null,
