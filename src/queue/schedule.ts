@@ -142,7 +142,7 @@ export function periodicRun(
           const delay = failed ? retryDelay(failures, schedule, describeFailure(error).retryAfterMs) : again ? 0 : schedule.intervalMs;
           const now = Date.now();
           await queueRun(db, schedule, now + delay, now);
-          if (failed) logger.warn('schedule.retry', { kind: schedule.kind, failures, inMs: delay });
+          if (failed) logger.info('schedule.retry', { kind: schedule.kind, failures, inMs: delay });
         }
         if (failures !== before) await writeKv(db.kysely, failuresKey(schedule), String(failures));
         if (!failed && before > 0) logger.info('schedule.recovered', { kind: schedule.kind, failures: before });
