@@ -183,6 +183,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         keyWindowMs: INBOX_KEY_WINDOW_MS,
         finalStatuses: finalStatuses(file.partner.transitions),
         intervalMs: config.RETENTION_INTERVAL * 1000,
+        retryBaseMs: tuning.backoff?.baseMs,
       });
       worker = new Worker({
         db,
@@ -194,16 +195,17 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         handlers: [
           orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
           reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),
-          sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
-          partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000 }),
+          sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000, retryBaseMs: tuning.backoff?.baseMs }),
+          partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000, retryBaseMs: tuning.backoff?.baseMs }),
           retention.handler,
         ],
       });
       await retention.schedule();
+      // Periodic jobs: created, re-timed to their interval, or turned off (src/queue/schedule.ts).
       // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
-      if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
+      await scheduleSweep(db, mappings.integrationStage >= 2 ? config.SWEEP_INTERVAL * 1000 : 0, undefined, logger);
       // Company 1's webhooks can be lost at every stage.
-      await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000);
+      await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000, undefined, logger);
       if (!stopping) worker.start();
     }
     return mappings;

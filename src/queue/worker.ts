@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import { describeFailure } from './failure.js';
-import { completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
+import { abandonJob, completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
 import { type JobHandler, type JobResult, type PayloadJob, parsePayload } from './jobs.js';
 import { leaseJobs, leaseSuspects } from './lease.js';
 
@@ -282,10 +282,18 @@ export class Worker {
       return;
     }
     const failure = describeFailure(result.error);
+    if (result.type === 'abandoned') {
+      await abandonJob(db.kysely, job, failure);
+      metrics?.jobsFinished.inc({ kind: job.kind, result: 'abandoned' });
+      logger.warn('job.abandoned', { ...fields, error: failure.message, stack: failure.stack });
+      return;
+    }
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
-    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
-    const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome === 'wait' ? 'retry' : outcome });
+    // A refusal was logged once, with its fix, by the service's health tracker: each job waiting on it is no news.
+    if (outcome === 'wait') logger.debug('job.waiting_for_credentials', { ...fields, error: failure.message });
+    else if (outcome === 'dead') logger.error('job.dead', { ...fields, error: failure.message, stack: failure.stack });
+    else logger.warn('job.retry', { ...fields, error: failure.message, stack: failure.stack });
   }
 
   /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */
