@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../src/admin/api-keys.js';
@@ -122,6 +123,16 @@ describe.each(DATABASES)('GET /admin/contacts on %s', (kind) => {
     expect(await retentionOnce(options, soon)).toMatchObject({ directoryEntriesDeleted: 4 });
     expect(await retentionOnce(options, soon)).toMatchObject({ directoryEntriesDeleted: 1 });
     expect((await db.selectFrom('contacts').select('user_id').orderBy('user_id').execute()).map((r) => r.user_id)).toEqual(['dir-back', 'dir-found']);
+
+    // Unused for RETENTION, the name stays while an order still keeps the customer, and goes with it.
+    const named = () => db.selectFrom('contacts').select(['user_id', 'name', 'phone_last4']).orderBy('user_id').execute();
+    expect((await named()).map((r) => r.name)).toEqual(['Пётр Иванов', 'Анна Кузнецова']);
+    await db.updateTable('orders').set({ pii_purged_at: sql<number>`updated_at + 1` }).where('user_id', 'in', ['dir-back', 'dir-found']).execute();
+    expect(await retentionOnce(options, soon)).toMatchObject({ directoryNamesCleared: 2, directoryEntriesDeleted: 0 });
+    expect(await named()).toEqual([
+      { user_id: 'dir-back', name: null, phone_last4: '0303' },
+      { user_id: 'dir-found', name: null, phone_last4: '0404' },
+    ]);
 
     expect(await retentionOnce(options, Date.now() + DIRECTORY_KEEP_MS + DAY)).toMatchObject({ directoryEntriesDeleted: 2 });
     expect(await db.selectFrom('contacts').select('user_id').execute()).toEqual([]);
