@@ -202,7 +202,7 @@ describe.each(DATABASES)('amobridge dead and apikey commands on %s', (kind) => {
     const key = first.stdout.split('\n')[0]!;
     const id = /\(id ([a-f0-9]+);/.exec(first.stdout)?.[1];
     const duplicate = await cliWith(env, ['apikey', 'create', 'support', 'jobs:read']);
-    expect(duplicate).toMatchObject({ code: 1, stdout: '', stderr: 'amobridge: an active key is already named support: revoke it first, or choose another name\n' });
+    expect(duplicate).toMatchObject({ code: 2, stdout: '', stderr: 'amobridge: an active key is already named support: revoke it first, or choose another name\n' });
     expect((await cliWith(env, ['apikey', 'create', 'audit', 'jobs:read'])).code).toBe(0);
 
     const list = await cliWith(env, ['apikey', 'list']);

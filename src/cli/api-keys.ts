@@ -1,4 +1,4 @@
-import { createApiKey, DuplicateKeyNameError, listApiKeys, revokeApiKeyByName, SCOPES, scopeSchema } from '../admin/api-keys.js';
+import { createApiKey, listApiKeys, revokeApiKeyByName, SCOPES, scopeSchema } from '../admin/api-keys.js';
 import { withDatabase } from './database.js';
 import { UsageError } from './usage-error.js';
 
@@ -9,15 +9,10 @@ export function createKey(config: { DATABASE_URL: string }, [name, ...rawScopes]
     throw new UsageError(`apikey create needs a name and scopes from: ${SCOPES.join(', ')}`);
   }
   return withDatabase(config, async (db) => {
-    try {
-      const created = await createApiKey(db.kysely, name, scopes.map((s) => s.data!));
-      process.stdout.write(`${created.key}\n(id ${created.id}; the key is not shown again)\n`);
-      return 0;
-    } catch (error) {
-      if (!(error instanceof DuplicateKeyNameError)) throw error;
-      process.stderr.write(`amobridge: ${error.message}\n`);
-      return 1;
-    }
+    // A name an active key has is refused (DuplicateKeyNameError): one line on stderr, exit 2.
+    const created = await createApiKey(db.kysely, name, scopes.map((s) => s.data!));
+    process.stdout.write(`${created.key}\n(id ${created.id}; the key is not shown again)\n`);
+    return 0;
   });
 }
 
