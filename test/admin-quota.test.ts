@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../src/admin/api-keys.js';
@@ -10,6 +11,7 @@ import { onBehalfOf } from '../src/lib/call-context.js';
 import { createTestLogger } from '../src/logger.js';
 import type { Stack } from '../src/sandbox/stack.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
+import { captureLogs } from './support/logs.js';
 import { drained, testStack, waitFor } from './support/stack.js';
 
 interface EndpointCalls {
@@ -127,6 +129,22 @@ describe.each(DATABASES)('peer_calls on %s', (kind) => {
     const counts = await retentionOnce({ db, retentionMs: 30 * 24 * 3600_000, keyWindowMs: INBOX_KEY_WINDOW_MS, finalStatuses: [], batchSize: 2 });
     expect(counts.peerCallsDeleted).toBe(5);
     expect((await db.kysely.selectFrom('peer_calls').select('order_id').orderBy('id').execute()).map((r) => r.order_id)).toEqual(['DM-1', 'DM-2']);
+  });
+
+  it('keeps calls the database refused for the next flush, up to a cap, and says how many went unrecorded', async () => {
+    db = await freshDb(kind, `peer-calls-down-${kind}`);
+    const logs = captureLogs();
+    const recorder = new PeerCallRecorder({ db, logger: logs.logger, maxBuffered: 3, flushMs: 60_000 });
+    const call = { peer: 'partner' as const, endpoint: 'PATCH /orders/{id}', outcome: '5xx' as const, durationMs: 3 };
+    await sql`alter table peer_calls rename to peer_calls_away`.execute(db.kysely);
+    for (let i = 0; i < 5; i++) recorder.record(call);
+    await recorder.flush();
+    await recorder.flush();
+    expect(logs.events().filter((e) => e.message === 'peer_calls.write_failed')).toHaveLength(1);
+    await sql`alter table peer_calls_away rename to peer_calls`.execute(db.kysely);
+    await recorder.stop();
+    expect(await db.kysely.selectFrom('peer_calls').select('id').execute()).toHaveLength(3);
+    expect(logs.events().filter((e) => e.message === 'peer_calls.write_recovered')).toEqual([expect.objectContaining({ dropped: 2 })]);
   });
 
   it("the rate limiter's current wait: 0 with a slot free, up to a window once they are taken, without taking one", async () => {

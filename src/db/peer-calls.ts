@@ -42,7 +42,7 @@ export interface PeerCallRecorderOptions {
   flushMs?: number;
   /** Rows per INSERT (default 200). */
   batchSize?: number;
-  /** Rows kept while the database refuses them; beyond, the oldest go (default 20 000). */
+  /** Rows kept while the database refuses them; beyond, new calls are not recorded (default 20 000). */
   maxBuffered?: number;
 }
 
@@ -59,7 +59,8 @@ interface Row {
  * peer_calls without a database round trip on the call path: `record` only appends to
  * memory (the order comes from the call context), and a timer writes the buffer in small
  * batches about once a second, and once more at stop. A failed write keeps the rows for
- * the next tick, up to a cap, and is logged once per streak.
+ * the next tick, up to a cap, and is logged once per streak, with how many calls went
+ * unrecorded when it ends.
  */
 export class PeerCallRecorder implements PeerCallSink {
   private buffer: Row[] = [];
@@ -71,6 +72,11 @@ export class PeerCallRecorder implements PeerCallSink {
   constructor(private readonly options: PeerCallRecorderOptions) {}
 
   record(call: PeerCall): void {
+    // Full while the database refuses: the newest go, so a write under way still owns the buffer's head.
+    if (this.buffer.length >= (this.options.maxBuffered ?? 20_000)) {
+      this.dropped++;
+      return;
+    }
     this.buffer.push({
       peer: call.peer,
       endpoint: call.endpoint,
@@ -79,11 +85,6 @@ export class PeerCallRecorder implements PeerCallSink {
       at: Date.now(),
       duration_ms: Math.max(0, Math.round(call.durationMs)),
     });
-    const max = this.options.maxBuffered ?? 20_000;
-    if (this.buffer.length > max) {
-      this.dropped += this.buffer.length - max;
-      this.buffer.splice(0, this.buffer.length - max);
-    }
   }
 
   start(): void {
