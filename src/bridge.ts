@@ -4,6 +4,7 @@ import { amoClientFromConfig } from './amo/from-config.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connect.js';
 import { openDatabase } from './db/open.js';
+import { PeerCallRecorder } from './db/peer-calls.js';
 import { startIdleProbe, type IdleProbe } from './health/idle-probe.js';
 import { ServiceHealth } from './health/service-health.js';
 import { createApp } from './http/app.js';
@@ -89,9 +90,12 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
   // What /readyz says of each service: fed by every call its client makes, never by /readyz.
   const amoHealth = new ServiceHealth('amocrm', { logger, metrics });
   const partnerHealth = new ServiceHealth('partner', { logger, metrics });
+  // Every exchange with either service, for GET /admin/quota: buffered, written about once a second.
+  const calls = new PeerCallRecorder({ db, logger });
+  calls.start();
   const amo = amoClientFromConfig(
     config,
-    { db, logger, metrics, health: amoHealth },
+    { db, logger, metrics, health: amoHealth, calls },
     { timeoutMs: tuning.amoTimeoutMs, minRetryDelayMs: tuning.amoMinRetryDelayMs },
   );
   const partner = new PartnerClient({
@@ -100,6 +104,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     timeoutMs: tuning.partnerTimeoutMs,
     metrics,
     health: partnerHealth,
+    calls,
   });
   const probeMs = tuning.healthProbeMs ?? 60_000;
   // Company 1 is probed at once (nothing else calls it at start), amoCRM once the start-up
@@ -121,6 +126,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     amoWebhookSecret: config.AMO_WEBHOOK_SECRET,
     amoAccount: () => ({ subdomain: config.AMO_SUBDOMAIN, id: accountId }),
     onWorkEnqueued: () => worker?.wake(),
+    quota: { flush: () => calls.flush(), amoLimiterWaitMs: () => amo.limiterWaitMs() },
     amoEventGatherMs: tuning.reconcileGatherMs,
     // The webview reads the mappings file as loaded (services, transitions, stage): it
     // needs no amoCRM ids, so users can sign in even while amoCRM is unreachable.
@@ -238,6 +244,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       stopped ??= (async () => {
         for (const probe of probes) probe.stop();
         await Promise.all([server && closeServer(server, graceMs), worker?.stop(graceMs)]);
+        await calls.stop().catch(() => undefined);
         await db.close();
       })();
       return stopped;

@@ -1,4 +1,5 @@
 import express, { type Express } from 'express';
+import type { QuotaSources } from '../admin/quota.js';
 import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -21,6 +22,8 @@ export interface AppDeps {
   onWorkEnqueued(): void;
   /** How long amoCRM stage events wait to gather into one batch (default 2 s). */
   amoEventGatherMs?: number;
+  /** What GET /admin/quota reads beside the database. */
+  quota: QuotaSources;
   /** The webview (stage 3): mounted at /webview when given. */
   webview?: WebviewDeps;
 }
@@ -76,7 +79,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
-  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued, quota: deps.quota }));
 
   // Webview: HTML pages with their own not-found and error pages under /webview.
   if (deps.webview) {

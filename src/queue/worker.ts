@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Job } from '../db/schema.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
@@ -256,7 +257,9 @@ export class Worker {
     }
     if (handler && parsed.length > 0) {
       try {
-        for (const [id, result] of await handler.run(parsed)) results.set(id, result);
+        // Outbound calls of the batch count for its orders (src/lib/call-context.ts).
+        const orderIds = parsed.flatMap((job) => (job.job_key.startsWith('order:') ? [job.job_key.slice('order:'.length)] : []));
+        for (const [id, result] of await onBehalfOf(orderIds, () => handler.run(parsed))) results.set(id, result);
       } catch (error) {
         for (const job of parsed) results.set(job.id, { type: 'failed', error });
       }
