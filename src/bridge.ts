@@ -22,6 +22,7 @@ import { readQueueDepth } from './queue/depth.js';
 import { reclaimAllLeases } from './queue/finish.js';
 import { Worker } from './queue/worker.js';
 import { syncJobs } from './sync/jobs.js';
+import { recordJobOutcome } from './sync/order-log.js';
 import { orderSyncHandler } from './sync/order-sync.js';
 import { partnerSweepHandler, schedulePartnerSweep } from './sync/partner-sweep.js';
 import { reconcileHandler } from './sync/reconcile.js';
@@ -198,6 +199,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         pollMs: tuning.pollMs,
         leaseMs: tuning.leaseMs ?? config.JOB_LEASE_SECONDS * 1000,
         backoff: tuning.backoff,
+        onSettled: recordJobOutcome(db.kysely),
         handlers: [
           orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
           reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),

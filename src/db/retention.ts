@@ -25,6 +25,9 @@ import type { Database } from './schema.js';
  *   contact again through its create claim (amo_creates) or by detmirUserId in amoCRM,
  *   and records it anew.
  * - peer_calls: calls older than 8 days (GET /admin/quota looks back 7).
+ * - order_log: entries older than RETENTION (they hold ids, statuses and costs; the
+ *   admin timeline of an older order shows what the other tables still keep).
+ * - orders' search fields (name, phone digits) go with the customer of a purged order.
  * amo_creates, kv and api_keys hold ids and settings, no personal data.
  *
  * Every statement touches at most one batch of rows and commits on its own, and the
@@ -59,6 +62,8 @@ export interface RetentionCounts {
   directoryNamesCleared: number;
   directoryEntriesDeleted: number;
   peerCallsDeleted: number;
+  /** Order log entries (the admin timeline's own record) older than RETENTION. */
+  orderLogDeleted: number;
 }
 
 /** Six months: a user silent that long is looked up again when they come back. */
@@ -127,6 +132,7 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   const directoryCutoff = now - (options.directoryKeepMs ?? DIRECTORY_KEEP_MS);
   const directoryEntriesDeleted = await batches((limit) => deleteBefore(db, 'contacts', 'user_id', 'last_used_at', directoryCutoff, limit));
   const peerCallsDeleted = await batches((limit) => deleteBefore(db, 'peer_calls', 'id', 'at', now - PEER_CALLS_KEEP_MS, limit));
+  const orderLogDeleted = await batches((limit) => deleteBefore(db, 'order_log', 'id', 'at', bodyCutoff, limit));
   return {
     inboxBodiesEmptied,
     inboxRowsDeleted,
@@ -139,6 +145,7 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
     directoryNamesCleared,
     directoryEntriesDeleted,
     peerCallsDeleted,
+    orderLogDeleted,
   };
 }
 
@@ -163,7 +170,7 @@ async function purgeFinalOrders(options: RetentionOptions, cutoff: number, limit
     for (const row of due) {
       const result = await trx
         .updateTable('orders')
-        .set({ snapshot: withoutCustomer(row.snapshot), pii_purged_at: now })
+        .set({ snapshot: withoutCustomer(row.snapshot), search_name: null, phone_digits: null, pii_purged_at: now })
         .where('order_id', '=', row.order_id)
         .where('updated_at', '=', row.updated_at)
         .executeTakeFirst();

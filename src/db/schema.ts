@@ -21,6 +21,8 @@ export interface Database {
   deal_updates: DealUpdatesTable;
   webview_pending_signins: WebviewPendingSigninsTable;
   order_history: OrderHistoryTable;
+  paused_users: PausedUsersTable;
+  order_log: OrderLogTable;
   peer_calls: PeerCallsTable;
 }
 
@@ -97,6 +99,12 @@ export interface OrdersTable {
    * A write after it (updated_at later) brings a new snapshot, due in its turn.
    */
   pii_purged_at: number | null;
+  /** The customer's name, lower-cased (src/sync/order-search.ts), for the admin search; null once purged. */
+  search_name: Generated<string | null>;
+  /** The customer phone's digits, for the admin search; null once purged. */
+  phone_digits: Generated<string | null>;
+  /** When an admin paused the order (null: not paused): no writes to either side until resumed. */
+  paused_at: Generated<number | null>;
 }
 
 /** The contact directory: Company 1 user id (detmirUserId) ↔ amoCRM contact id. */
@@ -269,4 +277,27 @@ export interface ApiKeysTable {
   scopes: string;
   created_at: number;
   revoked_at: number | null;
+}
+
+/** Users an admin paused: none of their orders, present or future, gets writes until resumed. */
+export interface PausedUsersTable {
+  user_id: string;
+  paused_at: number;
+}
+
+/** Who an order log entry is about: Company 1, amoCRM, the bridge's own decisions, an admin. */
+export type OrderLogSource = 'partner' | 'amocrm' | 'bridge' | 'admin';
+
+/**
+ * Append-only: what the worker did and decided about an order (job attempts, calls and
+ * what they changed, decisions), for its admin timeline. `detail` is JSON of ids,
+ * statuses, costs and field names: never tokens, names or phones. Deleted after RETENTION.
+ */
+export interface OrderLogTable {
+  id: Generated<number>;
+  order_id: string;
+  at: number;
+  source: OrderLogSource;
+  event: string;
+  detail: string;
 }

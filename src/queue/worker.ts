@@ -24,7 +24,18 @@ export interface WorkerOptions {
   pollMs?: number;
   leaseMs?: number;
   backoff?: BackoffPolicy;
+  /**
+   * Told of every attempt's end once it is recorded (the order log's job outcomes). A
+   * failure here is logged and does not change the job's outcome.
+   */
+  onSettled?: (job: Job, outcome: SettledOutcome) => Promise<void>;
 }
+
+/** How an attempt ended, as onSettled hears it. */
+export type SettledOutcome =
+  | { type: 'done' }
+  | { type: 'postponed'; reason: string }
+  | { type: 'retry' | 'wait' | 'dead' | 'abandoned'; error: string };
 
 /** Jobs leased together, and how to tell the worker they are over. */
 interface Taken {
@@ -177,10 +188,12 @@ export class Worker {
     for (const job of retrying) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'retry' });
       logger.warn('job.lease_expired', { ...fieldsOf(job), expiries: job.lease_expiries });
+      await this.tell(job, { type: 'retry', error: job.last_error ?? 'lease expired' });
     }
     for (const job of dead) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'dead' });
       logger.error('job.dead', { ...fieldsOf(job), error: job.last_error });
+      await this.tell(job, { type: 'dead', error: job.last_error ?? 'lease expired' });
     }
   }
 
@@ -277,19 +290,19 @@ export class Worker {
       await completeJob(db.kysely, job);
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'done' });
       logger.debug('job.done', fields);
-      return;
+      return this.tell(job, { type: 'done' });
     }
     if (result.type === 'postpone') {
       await postponeJob(db.kysely, job, result.delayMs, result.reason);
       logger.info('job.postponed', { ...fields, reason: result.reason, delayMs: result.delayMs });
-      return;
+      return this.tell(job, { type: 'postponed', reason: result.reason });
     }
     const failure = describeFailure(result.error);
     if (result.type === 'abandoned') {
       await abandonJob(db.kysely, job, failure);
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'abandoned' });
       logger.warn('job.abandoned', { ...fields, error: failure.message, stack: failure.stack });
-      return;
+      return this.tell(job, { type: 'abandoned', error: failure.message });
     }
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
     metrics?.jobsFinished.inc({ kind: job.kind, result: outcome === 'wait' ? 'retry' : outcome });
@@ -297,6 +310,16 @@ export class Worker {
     if (outcome === 'wait') logger.debug('job.waiting_for_credentials', { ...fields, error: failure.message });
     else if (outcome === 'dead') logger.error('job.dead', { ...fields, error: failure.message, stack: failure.stack });
     else logger.warn('job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    await this.tell(job, { type: outcome, error: failure.message });
+  }
+
+  private async tell(job: Job, outcome: SettledOutcome): Promise<void> {
+    if (!this.options.onSettled) return;
+    try {
+      await this.options.onSettled(job, outcome);
+    } catch (error) {
+      this.options.logger.warn('job.on_settled_failed', { ...fieldsOf(job), error: describeFailure(error).message });
+    }
   }
 
   /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */

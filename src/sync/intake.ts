@@ -17,6 +17,7 @@ import {
 } from './claims.js';
 import { type DirectoryUse, touchDirectory } from './contact-directory.js';
 import { contactValuesOf } from './contact-fields.js';
+import { appendOrderLog } from './order-log.js';
 import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
 import { type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
 
@@ -150,6 +151,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<L
       if (contactId === undefined) await recordContact(deps, row.user_id, leadContact);
       await recordDeal(deps, row.order_id, lead.id, leadContact);
       deps.logger.info('order.intake.deal_found', { orderId: row.order_id, dealId: lead.id });
+      await appendOrderLog(db.kysely, [{ orderId: row.order_id, source: 'amocrm', event: 'deal.found', detail: { dealId: lead.id, contactId: leadContact } }]);
       return { type: 'ready', contactId: leadContact, dealId: lead.id, dealSeen: true };
     }
     if (dealClaim.state === 'pending' && !dealClaim.settled) {
@@ -284,6 +286,14 @@ async function createChunk(
     }
     await recordDeal(deps, c.order.id, result.id, contactId);
     deps.logger.info('order.intake.deal_created', { orderId: c.order.id, dealId: result.id, contactId });
+    await appendOrderLog(deps.db.kysely, [
+      {
+        orderId: c.order.id,
+        source: 'amocrm',
+        event: 'deal.created',
+        detail: { call: 'POST /api/v4/leads/complex', dealId: result.id, contactId, contactCreated: 'newFor' in c.contact },
+      },
+    ]);
     outcomes.set(c.order.id, { type: 'ready', contactId, dealId: result.id, dealSeen: true });
   }
 }

@@ -88,6 +88,9 @@ export async function sweepOnce(deps: SweepDeps, nowMs = Date.now()): Promise<{ 
           .selectAll()
           .where('deal_id', 'in', ids)
           .where('closed_by_partner', '=', 0)
+          // Paused orders are left alone: resuming one reconciles its deal at once.
+          .where('paused_at', 'is', null)
+          .where('user_id', 'not in', (eb) => eb.selectFrom('paused_users').select('user_id'))
           .orderBy('order_id') // the first linked order keys the deal's jobs, as for its webhooks
           .execute()
       : [];
