@@ -34,6 +34,9 @@ const row = (o: Order, patch: Partial<OrderRow> = {}): OrderRow => ({
   created_at: Date.parse(o.createdAt) + 50,
   updated_at: Date.parse(o.createdAt) + 50,
   pii_purged_at: null,
+  search_name: null,
+  phone_digits: null,
+  paused_at: null,
   ...patch,
 });
 

@@ -21,6 +21,9 @@ export interface Database {
   deal_updates: DealUpdatesTable;
   webview_pending_signins: WebviewPendingSigninsTable;
   order_history: OrderHistoryTable;
+  paused_users: PausedUsersTable;
+  order_log: OrderLogTable;
+  peer_calls: PeerCallsTable;
   admin_sessions: AdminSessionsTable;
 }
 
@@ -97,6 +100,12 @@ export interface OrdersTable {
    * A write after it (updated_at later) brings a new snapshot, due in its turn.
    */
   pii_purged_at: number | null;
+  /** The customer's name, lower-cased (src/sync/order-search.ts), for the admin search; null once purged. */
+  search_name: Generated<string | null>;
+  /** The customer phone's digits, for the admin search; null once purged. */
+  phone_digits: Generated<string | null>;
+  /** When an admin paused the order (null: not paused): no writes to either side until resumed. */
+  paused_at: Generated<number | null>;
 }
 
 /** The contact directory: Company 1 user id (detmirUserId) ↔ amoCRM contact id. */
@@ -111,6 +120,14 @@ export interface ContactsTable {
   synced_fields: string | null;
   /** createdAt (ms) of the order those values came from; null: seen in amoCRM, not from an order. */
   synced_order_at: number | null;
+  /** The customer's name as Company 1 last sent it (src/sync/contact-directory.ts); null: not known. */
+  name: string | null;
+  /** `name` as the admin search matches it: lower case, ё as е. */
+  name_key: string | null;
+  /** The last four digits of the customer's phone; the whole phone is never kept here. */
+  phone_last4: string | null;
+  /** When an order last used this entry; retention drops entries unused for six months. */
+  last_used_at: number | null;
 }
 
 /**
@@ -224,6 +241,28 @@ export interface OrderHistoryTable {
   subscription_status: string | null;
 }
 
+/** Outside services the bridge calls. */
+export const PEERS = ['amocrm', 'partner'] as const;
+export type Peer = (typeof PEERS)[number];
+
+/** How an exchange ended: the status class, a 429 apart, or no answer at all. */
+export const CALL_OUTCOMES = ['2xx', '4xx', '429', '5xx', 'timeout', 'network'] as const;
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+
+/** Every HTTP exchange with amoCRM and Company 1 (src/admin/peer-calls.ts), kept 8 days, for GET /admin/quota. */
+export interface PeerCallsTable {
+  id: Generated<number>;
+  peer: Peer;
+  /** Method and route template, e.g. `GET /api/v4/leads/{id}`: never an id or a query. */
+  endpoint: string;
+  outcome: CallOutcome;
+  /** The order the call was made for, when it was made for exactly one. */
+  order_id: string | null;
+  /** When the exchange ended. */
+  at: number;
+  duration_ms: number;
+}
+
 export type Job = Selectable<JobsTable>;
 export type NewJob = Insertable<JobsTable>;
 export type Order = Selectable<OrdersTable>;
@@ -239,6 +278,29 @@ export interface ApiKeysTable {
   scopes: string;
   created_at: number;
   revoked_at: number | null;
+}
+
+/** Users an admin paused: none of their orders, present or future, gets writes until resumed. */
+export interface PausedUsersTable {
+  user_id: string;
+  paused_at: number;
+}
+
+/** Who an order log entry is about: Company 1, amoCRM, the bridge's own decisions, an admin. */
+export type OrderLogSource = 'partner' | 'amocrm' | 'bridge' | 'admin';
+
+/**
+ * Append-only: what the worker did and decided about an order (job attempts, calls and
+ * what they changed, decisions), for its admin timeline. `detail` is JSON of ids,
+ * statuses, costs and field names: never tokens, names or phones. Deleted after RETENTION.
+ */
+export interface OrderLogTable {
+  id: Generated<number>;
+  order_id: string;
+  at: number;
+  source: OrderLogSource;
+  event: string;
+  detail: string;
 }
 
 /** Sessions of the admin page (/admin/ui); the cookie holds the id, this table only its SHA-256. */

@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import { type AdminUiDeps, adminUiRouter } from '../admin-ui/router.js';
+import type { QuotaSources } from '../admin/quota.js';
 import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
   onWorkEnqueued(): void;
   /** How long amoCRM stage events wait to gather into one batch (default 2 s). */
   amoEventGatherMs?: number;
+  /** What GET /admin/quota reads beside the database. */
+  quota: QuotaSources;
   /** The admin page: mounted at /admin/ui when given. */
   adminUi?: AdminUiDeps;
   /** The webview (stage 3): mounted at /webview when given. */
@@ -83,7 +86,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.adminUi) {
     app.use(adminUiRouter({ ...deps.adminUi, db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
   }
-  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued, quota: deps.quota }));
 
   // Webview: HTML pages with their own not-found and error pages under /webview.
   if (deps.webview) {

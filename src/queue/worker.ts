@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Job } from '../db/schema.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import { describeFailure } from './failure.js';
-import { completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
+import { abandonJob, completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
 import { type JobHandler, type JobResult, type PayloadJob, parsePayload } from './jobs.js';
 import { leaseJobs, leaseSuspects } from './lease.js';
 
@@ -23,7 +24,18 @@ export interface WorkerOptions {
   pollMs?: number;
   leaseMs?: number;
   backoff?: BackoffPolicy;
+  /**
+   * Told of every attempt's end once it is recorded (the order log's job outcomes). A
+   * failure here is logged and does not change the job's outcome.
+   */
+  onSettled?: (job: Job, outcome: SettledOutcome) => Promise<void>;
 }
+
+/** How an attempt ended, as onSettled hears it. */
+export type SettledOutcome =
+  | { type: 'done' }
+  | { type: 'postponed'; reason: string }
+  | { type: 'retry' | 'wait' | 'dead' | 'abandoned'; error: string };
 
 /** Jobs leased together, and how to tell the worker they are over. */
 interface Taken {
@@ -176,10 +188,12 @@ export class Worker {
     for (const job of retrying) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'retry' });
       logger.warn('job.lease_expired', { ...fieldsOf(job), expiries: job.lease_expiries });
+      await this.tell(job, { type: 'retry', error: job.last_error ?? 'lease expired' });
     }
     for (const job of dead) {
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'dead' });
       logger.error('job.dead', { ...fieldsOf(job), error: job.last_error });
+      await this.tell(job, { type: 'dead', error: job.last_error ?? 'lease expired' });
     }
   }
 
@@ -256,7 +270,9 @@ export class Worker {
     }
     if (handler && parsed.length > 0) {
       try {
-        for (const [id, result] of await handler.run(parsed)) results.set(id, result);
+        // Outbound calls of the batch count for its orders (src/lib/call-context.ts).
+        const orderIds = parsed.flatMap((job) => (job.job_key.startsWith('order:') ? [job.job_key.slice('order:'.length)] : []));
+        for (const [id, result] of await onBehalfOf(orderIds, () => handler.run(parsed))) results.set(id, result);
       } catch (error) {
         for (const job of parsed) results.set(job.id, { type: 'failed', error });
       }
@@ -274,18 +290,36 @@ export class Worker {
       await completeJob(db.kysely, job);
       metrics?.jobsFinished.inc({ kind: job.kind, result: 'done' });
       logger.debug('job.done', fields);
-      return;
+      return this.tell(job, { type: 'done' });
     }
     if (result.type === 'postpone') {
       await postponeJob(db.kysely, job, result.delayMs, result.reason);
       logger.info('job.postponed', { ...fields, reason: result.reason, delayMs: result.delayMs });
-      return;
+      return this.tell(job, { type: 'postponed', reason: result.reason });
     }
     const failure = describeFailure(result.error);
+    if (result.type === 'abandoned') {
+      await abandonJob(db.kysely, job, failure);
+      metrics?.jobsFinished.inc({ kind: job.kind, result: 'abandoned' });
+      logger.warn('job.abandoned', { ...fields, error: failure.message, stack: failure.stack });
+      return this.tell(job, { type: 'abandoned', error: failure.message });
+    }
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
-    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
-    const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome === 'wait' ? 'retry' : outcome });
+    // A refusal was logged once, with its fix, by the service's health tracker: each job waiting on it is no news.
+    if (outcome === 'wait') logger.debug('job.waiting_for_credentials', { ...fields, error: failure.message });
+    else if (outcome === 'dead') logger.error('job.dead', { ...fields, error: failure.message, stack: failure.stack });
+    else logger.warn('job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    await this.tell(job, { type: outcome, error: failure.message });
+  }
+
+  private async tell(job: Job, outcome: SettledOutcome): Promise<void> {
+    if (!this.options.onSettled) return;
+    try {
+      await this.options.onSettled(job, outcome);
+    } catch (error) {
+      this.options.logger.warn('job.on_settled_failed', { ...fieldsOf(job), error: describeFailure(error).message });
+    }
   }
 
   /** Keeps the batch's leases alive; a failing streak is logged once, and its end. */

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { type AdditionalInfo, type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import { PermanentError } from '../lib/http-error.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { dealBelongsTo } from './deal-ownership.js';
@@ -14,6 +15,9 @@ import type { AmoLeadView, AmoPort, PartnerPort } from './ports.js';
 import { webviewCommentOf } from './webview-orders.js';
 import { ORDER_SYNC, type SyncJobHandler, syncJobs } from './jobs.js';
 import { saveSnapshot } from './reconcile.js';
+import { appendOrderLog, fieldChanges } from './order-log.js';
+import { refreshSearchFields } from './order-search.js';
+import { pausedAmong, skippedPaused } from './pause.js';
 
 export interface OrderSyncDeps {
   db: Db;
@@ -41,10 +45,19 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
         .where('order_id', 'in', [...new Set(orderIdOf.values())])
         .execute();
       const rowOf = new Map(rows.map((r) => [r.order_id, r]));
+      await refreshSearchFields(deps.db.kysely, rows);
       await markOutsideWebview(deps, rows);
 
-      const jobOf = new Map([...orderIdOf].map(([jobId, orderId]) => [orderId, jobId]));
-      const intake = await intakeOrders(deps, rows, jobOf);
+      // A paused order is recorded but not written anywhere: its job ends here, in its log.
+      const paused = await pausedAmong(deps.db.kysely, rows);
+      const skipped = jobs.filter((j) => paused.has(orderIdOf.get(j.id)!));
+      for (const job of skipped) results.set(job.id, { type: 'done' });
+      await appendOrderLog(deps.db.kysely, skipped.map((job) => skippedPaused(orderIdOf.get(job.id)!, job)));
+      if (skipped.length > 0) deps.logger.info('order.sync.skipped_paused', { orderIds: skipped.map((j) => orderIdOf.get(j.id)) });
+      jobs = jobs.filter((j) => !paused.has(orderIdOf.get(j.id)!));
+
+      const jobOf = new Map([...orderIdOf].filter(([, orderId]) => !paused.has(orderId)).map(([jobId, orderId]) => [orderId, jobId]));
+      const intake = await intakeOrders(deps, rows.filter((r) => !paused.has(r.order_id)), jobOf);
       const plans = await mapLimited(jobs, 8, async (job): Promise<SyncPlan | undefined> => {
         const orderId = orderIdOf.get(job.id)!;
         const row = rowOf.get(orderId);
@@ -59,17 +72,19 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
       });
       const ready = plans.filter((p) => p !== undefined);
       const refused = await checkDeals(deps, ready);
-      await mapLimited(ready, 8, async (plan) => {
-        try {
-          const refusal = refused.get(plan.job.id);
-          if (refusal) throw refusal;
-          await pushAdditionalInfo(deps, plan);
-          await updateDeal(deps, plan);
-          results.set(plan.job.id, { type: 'done' });
-        } catch (error) {
-          results.set(plan.job.id, { type: 'failed', error });
-        }
-      });
+      await mapLimited(ready, 8, (plan) =>
+        onBehalfOf([plan.row.order_id], async () => {
+          try {
+            const refusal = refused.get(plan.job.id);
+            if (refusal) throw refusal;
+            await pushAdditionalInfo(deps, plan);
+            await updateDeal(deps, plan);
+            results.set(plan.job.id, { type: 'done' });
+          } catch (error) {
+            results.set(plan.job.id, { type: 'failed', error });
+          }
+        }),
+      );
       return results;
     },
   });
@@ -147,7 +162,8 @@ async function checkDeals(deps: OrderSyncDeps, plans: SyncPlan[]): Promise<Map<n
   return refused;
 }
 
-async function pushAdditionalInfo(deps: OrderSyncDeps, { row, ids, info }: SyncPlan) {
+async function pushAdditionalInfo(deps: OrderSyncDeps, plan: SyncPlan) {
+  const { row, ids, info } = plan;
   const fields = { orderId: row.order_id, dealId: ids.dealId, contactId: ids.contactId };
   if (info === null) {
     deps.logger.debug('order.additional_info.unchanged', fields);
@@ -155,6 +171,14 @@ async function pushAdditionalInfo(deps: OrderSyncDeps, { row, ids, info }: SyncP
   }
   const key = `additionalInfo:${row.order_id}:${info.contactId}:${info.externalId}:${info.closedByDetmir}`;
   const updated = await deps.partner.patchOrder(row.order_id, { additionalInfo: info }, key);
+  await appendOrderLog(deps.db.kysely, [
+    {
+      orderId: row.order_id,
+      source: 'partner',
+      event: 'order.patched',
+      detail: { call: `PATCH /orders/${row.order_id}`, changes: fieldChanges(plan.order, updated, ['additionalInfo']) },
+    },
+  ]);
   await saveSnapshot(deps.db, updated);
   await deps.db.kysely.updateTable('orders').set({ info_pushed: 1 }).where('order_id', '=', row.order_id).execute();
   deps.logger.info('order.additional_info.written', { ...fields, closedByDetmir: info.closedByDetmir });
@@ -187,6 +211,9 @@ async function updateDeal(deps: OrderSyncDeps, { row, order, ids: { dealId }, up
   if (!row.closed_by_partner && order.status === 'executed' && order.additionalInfo?.closedByDetmir === true) {
     await deps.db.kysely.updateTable('orders').set({ closed_by_partner: 1, updated_at: Date.now() }).where('order_id', '=', row.order_id).execute();
     deps.logger.info('order.closed_by_partner', fields);
+    await appendOrderLog(deps.db.kysely, [
+      { orderId: row.order_id, source: 'bridge', event: 'decision', detail: { dealId, decision: 'closed by Company 1: the bridge no longer pushes to this order' } },
+    ]);
   }
 }
 

@@ -14,6 +14,12 @@ import { DEAL_RECONCILE, type SyncJobHandler, syncJobs } from './jobs.js';
 import { type DealState, dealStateOf, planOrderUpdate, stageSyncOff } from './plan-order-update.js';
 import { type AmoLeadView, type AmoPort, customFieldText, type PartnerPort } from './ports.js';
 import { recordOrderHistory } from './order-history.js';
+import { appendOrderLog, fieldChanges } from './order-log.js';
+import { searchFieldsOf } from './order-search.js';
+import { pausedAmong, skippedPaused } from './pause.js';
+
+/** The fields of an order a reconcile may change, as its log shows them before → after. */
+const ORDER_FIELDS = ['status', 'cost', 'paid', 'subscriptionStatus', 'additionalInfo'] as const;
 
 export interface ReconcileDeps {
   db: Db;
@@ -44,7 +50,7 @@ export function reconcileHandler(deps: ReconcileDeps): SyncJobHandler<typeof DEA
       await mapLimited(jobs, 8, async (job) => {
         const dealId = dealOf.get(job.id)!;
         try {
-          await reconcileDeal(deps, dealId, leads.get(dealId));
+          await reconcileDeal(deps, dealId, leads.get(dealId), job);
           results.set(job.id, { type: 'done' });
         } catch (error) {
           results.set(job.id, { type: 'failed', error });
@@ -55,23 +61,39 @@ export function reconcileHandler(deps: ReconcileDeps): SyncJobHandler<typeof DEA
   });
 }
 
-async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadView | undefined): Promise<void> {
+async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadView | undefined, job: { id: number; kind: string }): Promise<void> {
   const { logger, mappings } = deps;
   if (!lead) return void logger.info('deal.reconcile.ignored', { dealId, reason: 'deal not found (deleted?)' });
   const row = await orderOfDeal(deps, lead);
   if (!row) return void logger.info('deal.reconcile.ignored', { dealId, reason: 'no order known to the bridge' });
   const fields = { dealId, orderId: row.order_id };
+  const note = (decision: string, more: Record<string, unknown> = {}) =>
+    appendOrderLog(deps.db.kysely, [{ orderId: row.order_id, source: 'bridge', event: 'decision', detail: { dealId, statusId: lead.status_id, decision, ...more } }]);
+  if ((await pausedAmong(deps.db.kysely, [row])).has(row.order_id)) {
+    logger.info('deal.reconcile.skipped_paused', fields);
+    return void (await appendOrderLog(deps.db.kysely, [skippedPaused(row.order_id, job)]));
+  }
   const off = stageSyncOff(mappings, row.closed_by_partner === 1);
-  if (off) return void logger.info('deal.reconcile.ignored', { ...fields, reason: off });
+  if (off) {
+    logger.info('deal.reconcile.ignored', { ...fields, reason: off });
+    return void (await note(`ignored: ${off}`));
+  }
 
   const deal: DealState = dealStateOf(lead, mappings);
   let order: Order = orderSchema.parse(JSON.parse(row.snapshot));
 
   for (let round = 1; round <= MAX_CONFLICT_ROUNDS; round++) {
     const plan = planOrderUpdate(mappings, deal, order);
-    if (plan.type === 'ignore') return void logger.info('deal.reconcile.ignored', { ...fields, reason: plan.reason });
-    if (plan.type === 'nothing') return void logger.debug('deal.reconcile.in_step', fields);
+    if (plan.type === 'ignore') {
+      logger.info('deal.reconcile.ignored', { ...fields, reason: plan.reason });
+      return void (await note(`ignored: ${plan.reason}`));
+    }
+    if (plan.type === 'nothing') {
+      logger.debug('deal.reconcile.in_step', fields);
+      return void (await note('in step: nothing to change'));
+    }
     if (plan.type === 'unreachable') throw new PermanentError(plan.reason);
+    await note('update', { steps: plan.steps.length });
 
     const info = desiredAdditionalInfo(order, { contactId: row.contact_id ?? 0, dealId });
     try {
@@ -86,7 +108,16 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
         if (step.status) {
           await deps.db.kysely.updateTable('orders').set({ status_by_bridge: step.status }).where('order_id', '=', row.order_id).execute();
         }
+        const before = order;
         order = await deps.partner.patchOrder(row.order_id, { ...step, additionalInfo: info }, key);
+        await appendOrderLog(deps.db.kysely, [
+          {
+            orderId: row.order_id,
+            source: 'partner',
+            event: 'order.patched',
+            detail: { call: `PATCH /orders/${row.order_id}`, dealId, changes: fieldChanges(before, order, ORDER_FIELDS) },
+          },
+        ]);
         await saveSnapshot(deps.db, order);
         logger.info('order.updated', { ...fields, ...step, status: order.status });
       }
@@ -97,6 +128,7 @@ async function reconcileDeal(deps: ReconcileDeps, dealId: number, lead: AmoLeadV
       order = await deps.partner.getOrder(row.order_id);
       await saveSnapshot(deps.db, order);
       logger.info('order.conflict_reread', { ...fields, status: order.status, round });
+      await note('conflict: Company 1 changed the order meanwhile; read again', { call: `GET /orders/${row.order_id}`, status: order.status, round });
     }
   }
   throw new Error(`order ${row.order_id} kept changing under reconcile (${MAX_CONFLICT_ROUNDS} conflicts)`);
@@ -139,7 +171,7 @@ export async function writeSnapshot(executor: Kysely<Database>, order: Order): P
   await recordOrderHistory(executor, order, 'bridge');
   await executor
     .updateTable('orders')
-    .set({ snapshot: JSON.stringify(order), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })
+    .set({ snapshot: JSON.stringify(order), ...searchFieldsOf(JSON.stringify(order)), partner_status: order.status, partner_updated_at: at, updated_at: Date.now() })
     .where('order_id', '=', order.id)
     .where('partner_updated_at', '<=', at)
     .execute();

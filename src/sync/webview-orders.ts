@@ -10,6 +10,7 @@ import type { MappingsFile } from '../mappings/schema.js';
 import { type Customer, type Order, type OrderStatus, orderSchema } from '../partner/schema.js';
 import { desiredAdditionalInfo } from './additional-info.js';
 import { changesBetween, type OrderChange, type OrderHistoryPoint, type OrderState, readOrderHistory, recordOrderHistory } from './order-history.js';
+import { isUserPaused, pausedAmong } from './pause.js';
 import type { PartnerPort } from './ports.js';
 import { saveSnapshot, writeSnapshot } from './reconcile.js';
 
@@ -210,6 +211,12 @@ export async function createWebviewOrder(deps: WebviewOrdersDeps, input: CreateW
   if (!deps.mappings.services.some((s) => s.id === input.serviceId)) throw new Error(`unknown service ${input.serviceId}`);
   const key = webviewCreateKey(input.userId, input.nonce);
   const fields = { userId: input.userId, serviceId: input.serviceId, idempotencyKey: key };
+  // A paused user's orders get no writes (src/sync/pause.ts), and a create is one: refused
+  // before anything is sent, as the order limit is.
+  if (await isUserPaused(deps.db.kysely, input.userId)) {
+    deps.logger.info('webview.order.refused_paused', { userId: input.userId });
+    throw new OrdersOnHold();
+  }
 
   // Before the create is sent: Company 1 may echo it as order.created before the answer is
   // recorded, and the worker must know that order is the webview's (see markOutsideWebview).
@@ -271,6 +278,14 @@ export async function createWebviewOrder(deps: WebviewOrdersDeps, input: CreateW
   deps.logger.info('webview.order.created', { ...fields, orderId: order.id, status: order.status });
   deps.onWorkEnqueued();
   return order;
+}
+
+/** A user an admin paused (or whose order is paused): nothing was sent. */
+export class OrdersOnHold extends Error {
+  override name = 'OrdersOnHold';
+  constructor() {
+    super('the user’s orders are paused by an admin');
+  }
 }
 
 /** A user who has created WEBVIEW_ORDER_LIMIT orders in its window; nothing was sent. */
@@ -367,7 +382,7 @@ export async function getUserOrder(deps: WebviewOrdersDeps, userId: string, orde
       jobs: jobs.map((j) => ({ kind: j.kind, updatedAt: j.updated_at })),
       history,
     }),
-    cancellable: live && canCancel(deps.mappings, order.status),
+    cancellable: live && canCancel(deps.mappings, order.status) && !(row && (await pausedAmong(db.kysely, [row])).has(orderId)),
   };
 }
 
@@ -380,7 +395,9 @@ export async function webviewCommentOf(db: Db, orderId: string): Promise<string 
 export type CancelOutcome =
   | { type: 'cancelled'; order: Order }
   | { type: 'not_found' }
-  | { type: 'not_allowed'; status: OrderStatus };
+  | { type: 'not_allowed'; status: OrderStatus }
+  /** Paused by an admin (the order or its user): no write, not even the user's cancel. */
+  | { type: 'on_hold' };
 
 /**
  * Cancels the user's order through Company 1's API where the mappings' transitions allow
@@ -389,6 +406,11 @@ export type CancelOutcome =
  * additionalInfo sent), so a double submit is one cancellation.
  */
 export async function cancelWebviewOrder(deps: WebviewOrdersDeps, userId: string, orderId: string): Promise<CancelOutcome> {
+  const recorded = await deps.db.kysely.selectFrom('orders').select(['order_id', 'user_id', 'paused_at']).where('order_id', '=', orderId).executeTakeFirst();
+  if (recorded && recorded.user_id === userId && (await pausedAmong(deps.db.kysely, [recorded])).has(orderId)) {
+    deps.logger.info('webview.order.cancel_refused_paused', { userId, orderId });
+    return { type: 'on_hold' };
+  }
   let order: Order;
   try {
     order = await deps.partner.getOrder(orderId);

@@ -15,6 +15,7 @@ import {
   listUserOrders,
   type OrderLimit,
   OrderLimitReached,
+  OrdersOnHold,
   orderLimitState,
   type WebviewMappings,
   type WebviewOrdersDeps,
@@ -348,6 +349,7 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
       return res.redirect(303, orderPath(order.id));
     } catch (error) {
       if (error instanceof OrderLimitReached) return limitReached(req, res, error.count, error.retryAt);
+      if (error instanceof OrdersOnHold) return sendMessage(req, res, 409, { heading: t.pages.onHold, paragraphs: [t.pages.onHoldText], link: backToOrders });
       const retry = {
         action: '/webview/orders',
         fields: {
@@ -436,6 +438,9 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
       });
     }
     if (outcome.type === 'not_found') return orderNotFound(req, res);
+    if (outcome.type === 'on_hold') {
+      return sendMessage(req, res, 409, { heading: t.pages.onHold, paragraphs: [t.pages.onHoldText], link: { href: back, text: t.pages.backToOrder } });
+    }
     if (outcome.type === 'not_allowed') {
       return sendMessage(req, res, 409, {
         heading: t.pages.cannotCancel,

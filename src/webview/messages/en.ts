@@ -149,6 +149,8 @@ export const en = (b: Brand): Messages => ({
     cancelFailedText: `The ${b.app} app, which holds the orders, is not answering at the moment. Your order is unchanged.`,
     cannotCancel: 'This order can no longer be cancelled',
     cannotCancelText: (status) => `It is now “${status}”. Please contact your manager about it.`,
+    onHold: 'This is not available right now',
+    onHoldText: 'Support is reviewing your orders. Until the review is over, orders cannot be placed or changed. Please contact support.',
     badRequest: 'This request could not be read',
     goBack: 'Please go back and try again.',
     serverError: 'Something went wrong',
