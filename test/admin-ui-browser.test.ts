@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Stack } from '../src/sandbox/stack.js';
 import { adminKey, deadOrderJob } from './support/admin-ui.js';
 import { describeInBrowser, launchBrowser, PHONE, screenshot } from './support/browser.js';
+import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
 
 /**
@@ -26,7 +27,7 @@ describeInBrowser('admin page in Chromium', () => {
   beforeAll(async () => {
     [stack, browser] = await Promise.all([testStack('sqlite', 'admin-ui-browser'), launchBrowser()]);
     await stack.bridge.ready;
-    key = (await adminKey(stack, 'Дежурный', ['jobs:read', 'jobs:replay', 'orders:read'])).key;
+    key = (await adminKey(stack, 'Дежурный', ['jobs:read', 'jobs:replay', 'orders:read', 'orders:write', 'quota:read'])).key;
   });
 
   afterAll(async () => {
@@ -112,6 +113,38 @@ describeInBrowser('admin page in Chromium', () => {
     expect(plain(await page.locator('.empty').textContent())).toBe('Заданий с ошибкой нет.');
   });
 
+  it('on a laptop: finds an order, opens it with its timeline, pauses and resumes it', async () => {
+    const { order } = await linkedOrder(stack, 'browser-order-user');
+    const { page } = await newPage(LAPTOP);
+    await signIn(page);
+    // Today's calls on the overview: the order's intake made some on both sides.
+    expect(Number(plain(await page.locator('tr[data-peer="amocrm"] td[data-window="day"]').textContent()).replace(/\s/g, ''))).toBeGreaterThan(0);
+
+    await page.getByRole('link', { name: 'Заказы' }).click();
+    await page.waitForURL('**/admin/ui/orders');
+    await page.getByLabel('Что искать').fill('browser-order-user');
+    await page.getByLabel('Статус').selectOption('on_approval');
+    await page.getByRole('button', { name: 'Найти' }).click();
+    await page.waitForURL(/\/admin\/ui\/orders\?q=browser-order-user&status=on_approval$/);
+    expect(await page.locator('[data-order]').count()).toBe(1);
+    expect(await fitsWidth(page)).toBe(true);
+    await screenshot(page, 'admin-orders');
+
+    await page.getByRole('link', { name: `Заказ ${order.id}` }).click();
+    await page.waitForURL(`**/admin/ui/orders/${order.id}`);
+    expect(await heading(page)).toBe(`Заказ ${order.id}`);
+    await page.getByRole('button', { name: 'Поставить на паузу' }).click();
+    await page.waitForURL(`**/admin/ui/orders/${order.id}`);
+    expect(plain(await page.locator('.notice-success').textContent())).toBe(`Заказ ${order.id} поставлен на паузу.`);
+    expect(await page.locator('.timeline [data-event="order.paused"]').count()).toBe(1);
+    await screenshot(page, 'admin-order');
+
+    await page.getByRole('button', { name: 'Снять с паузы' }).click();
+    await page.waitForURL(`**/admin/ui/orders/${order.id}`);
+    expect(plain(await page.locator('.notice-success').textContent())).toMatch(/^Заказ \S+ снят с паузы/);
+    expect(await page.getByRole('button', { name: 'Поставить на паузу' }).count()).toBe(1);
+  });
+
   it('on a phone: the same pages fit the screen, and sign-out ends the session', async () => {
     const { jobId } = await deadOrderJob(stack, 'browser-dead-2');
     const { page } = await newPage(PHONE);
@@ -133,6 +166,14 @@ describeInBrowser('admin page in Chromium', () => {
     const button = await page.getByRole('button', { name: `Повторить задание ${jobId}` }).boundingBox();
     expect(button!.height).toBeGreaterThanOrEqual(44);
     await screenshot(page, 'admin-dead-phone');
+
+    await page.getByRole('link', { name: 'Заказы' }).click();
+    await page.waitForURL('**/admin/ui/orders');
+    expect(await fitsWidth(page)).toBe(true);
+    await page.locator('.order-link').first().click();
+    await page.waitForURL(/\/admin\/ui\/orders\/DM-\d+$/);
+    expect(await fitsWidth(page)).toBe(true);
+    await screenshot(page, 'admin-order-phone');
 
     await page.getByRole('button', { name: 'Выйти' }).click();
     expect(plain(await page.getByRole('status').textContent())).toBe('Вы вышли.');

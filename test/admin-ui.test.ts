@@ -5,6 +5,7 @@ import { revokeApiKey } from '../src/admin/api-keys.js';
 import { createAdminFormat } from '../src/admin-ui/format.js';
 import { adminMessagesFor } from '../src/admin-ui/messages/index.js';
 import { queueOverviewOf } from '../src/admin-ui/queue-overview.js';
+import { timelineLine } from '../src/admin-ui/timeline.js';
 import { adminUiRouter } from '../src/admin-ui/router.js';
 import { ADMIN_SESSION_TTL_MS } from '../src/admin-ui/session.js';
 import { retentionOnce } from '../src/db/retention.js';
@@ -14,6 +15,7 @@ import { syncJobs } from '../src/sync/jobs.js';
 import { adminCsrf, adminKey, deadOrderJob, openSignIn, signInAdmin } from './support/admin-ui.js';
 import { DATABASES } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
+import { linkedOrder } from './support/orders.js';
 import { testStack, waitFor } from './support/stack.js';
 
 /**
@@ -351,6 +353,24 @@ describe('admin page words and numbers', () => {
     });
   });
 
+  it('words a timeline entry: its event and source, a change as before → after, an unknown event by its code', () => {
+    const t = adminMessagesFor('ru');
+    expect(
+      timelineLine({ at: '2026-03-05T10:00:00.000Z', source: 'partner', event: 'order.patched', detail: { call: 'PATCH /orders/DM-1', changes: { status: { before: 'on_approval', after: 'approved' }, cost: { before: null, after: 4900 } } } }, t),
+    ).toEqual({
+      at: '2026-03-05T10:00:00.000Z',
+      event: 'Заказ обновлён в Компании 1',
+      code: 'order.patched',
+      source: 'Компания 1',
+      detail: ['call: PATCH /orders/DM-1', 'status: on_approval → approved', 'cost: — → 4900'],
+    });
+    expect(timelineLine({ at: '2026-03-05T10:00:00.000Z', source: 'bridge', event: 'something.new', detail: { ids: [1, 2] } }, t)).toMatchObject({
+      event: 'something.new',
+      source: 'мост',
+      detail: ['ids: [1,2]'],
+    });
+  });
+
   it('rows the queue depth by kind, totals by state, and ages the oldest waiting job', () => {
     const now = 1_000_000;
     const overview = queueOverviewOf(
@@ -371,5 +391,138 @@ describe('admin page words and numbers', () => {
     ]);
     expect(overview.totals).toEqual({ waiting: 5, running: 0, retrying: 0, dead: 1 });
     expect(overview.oldest).toEqual({ id: 7, kind: 'b', key: 'k', ageSeconds: 90 });
+  });
+});
+
+describe.each(DATABASES)('admin page: orders and quota on %s', (kind) => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  /** Order rows as intake leaves them: the search's data, without a round trip through the simulators each. */
+  const orderRows = (n: number, userId: string, status: string, t0: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      order_id: `DM-9${String(i).padStart(5, '0')}`,
+      user_id: userId,
+      service_id: 'trial-lesson',
+      contact_id: null,
+      deal_id: null,
+      partner_status: status,
+      snapshot: '{}',
+      partner_updated_at: t0 + i,
+      note: null,
+      origin: 'webhook',
+      closed_by_partner: 0,
+      info_pushed: 0,
+      status_by_bridge: null,
+      created_at: t0 + i,
+      updated_at: t0 + i,
+      pii_purged_at: null,
+    }));
+
+  it('searches orders by q and status, a page at a time, and says when a query cannot be read', async () => {
+    stack = await testStack(kind, `admin-ui-orders-${kind}`);
+    await stack.bridge.ready;
+    const t0 = Date.now() - 60_000;
+    await stack.bridge.db.kysely.insertInto('orders').values([...orderRows(27, 'many-orders', 'in_work', t0)]).execute();
+    await stack.bridge.db.kysely.insertInto('orders').values({ ...orderRows(1, 'other-user', 'cancelled', t0)[0]!, order_id: 'DM-800000' }).execute();
+    const agent = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'reader', ['orders:read'])).key);
+
+    const first = await agent.get('/admin/ui/orders').query({ q: 'many-orders', status: '' });
+    expect(first.status).toBe(200);
+    const ids = (html: string) => [...html.matchAll(/data-order="([^"]+)"/g)].map((m) => m[1]);
+    // Newest change first, 25 to a page, then a link to the next.
+    expect(ids(first.text)).toHaveLength(25);
+    expect(ids(first.text)[0]).toBe('DM-900026');
+    const next = /<a href="([^"]+)" rel="next">/.exec(first.text)![1]!.replace(/&amp;/g, '&');
+    expect(next).toMatch(/^\/admin\/ui\/orders\?q=many-orders&cursor=/);
+    const second = await agent.get(next);
+    expect(ids(second.text)).toEqual(['DM-900001', 'DM-900000']);
+    expect(second.text).not.toContain('rel="next"');
+    expect(text(second.text)).toContain('← К началу');
+
+    const cancelled = await agent.get('/admin/ui/orders').query({ status: 'cancelled' });
+    expect(ids(cancelled.text)).toEqual(['DM-800000']);
+    expect(text(cancelled.text)).toContain('Отменён');
+    expect(cancelled.text).toContain('<option value="cancelled" selected>');
+    expect(ids((await agent.get('/admin/ui/orders').query({ q: 'nobody' })).text)).toEqual([]);
+
+    for (const bad of [{ status: 'lost' }, { cursor: 'not-a-cursor' }, { q: 'x'.repeat(201) }]) {
+      const res = await agent.get('/admin/ui/orders').query(bad);
+      expect(res.status).toBe(400);
+      expect(text(res.text)).toContain('Такой запрос не разобрать');
+    }
+    // Without orders:read, the 403 page.
+    const jobsOnly = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'jobs', ['jobs:read'])).key);
+    expect((await jobsOnly.get('/admin/ui/orders')).status).toBe(403);
+    expect((await jobsOnly.get('/admin/ui/orders/DM-800000')).status).toBe(403);
+  });
+
+  it('pauses and resumes an order from its page (orders:write, CSRF), which then catches up', async () => {
+    stack = await testStack(kind, `admin-ui-pause-${kind}`);
+    await stack.bridge.ready;
+    const { order } = await linkedOrder(stack, 'pause-user');
+    const writer = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'writer', ['orders:read', 'orders:write'])).key);
+    const page = await writer.get(`/admin/ui/orders/${order.id}`);
+    expect(page.status).toBe(200);
+    expect(text(page.text)).toContain(`Заказ ${order.id}`);
+    expect(page.text).toContain(`action="/admin/ui/orders/${order.id}/pause"`);
+    const csrf = await adminCsrf(writer, `/admin/ui/orders/${order.id}`);
+
+    expect((await writer.post(`/admin/ui/orders/${order.id}/pause`).type('form').send({ _csrf: 'forged' })).status).toBe(403);
+    const paused = await writer.post(`/admin/ui/orders/${order.id}/pause`).type('form').send({ _csrf: csrf });
+    expect(paused.status).toBe(303);
+    expect(paused.headers.location).toBe(`/admin/ui/orders/${order.id}`);
+    const after = await writer.get(`/admin/ui/orders/${order.id}`);
+    expect(text(after.text)).toContain(`Заказ ${order.id} поставлен на паузу.`);
+    expect(text(after.text)).toContain('Заказ на паузе: мост не пишет о нём');
+    expect(after.text).toContain(`action="/admin/ui/orders/${order.id}/resume"`);
+    expect(after.text).toContain('data-event="order.paused"');
+    // The timeline of GET /admin/orders/:id, in words: the webhook, the deal created, the pause.
+    expect(text(after.text)).toMatch(/Пришёл вебхук · Компания 1 .*Создана сделка · amoCRM .*Заказ поставлен на паузу · администратор/);
+    const row = await stack.bridge.db.kysely.selectFrom('orders').select('paused_at').where('order_id', '=', order.id).executeTakeFirstOrThrow();
+    expect(row.paused_at).not.toBeNull();
+
+    // A reader sees the page, not the button, and may not post it.
+    const reader = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'reader', ['orders:read'])).key);
+    const readerView = await reader.get(`/admin/ui/orders/${order.id}`);
+    expect(readerView.text).not.toContain('/resume"');
+    expect(text(readerView.text)).toContain('Ставить на паузу может ключ с правом orders:write.');
+    const readerCsrf = await adminCsrf(reader);
+    const refused = await reader.post(`/admin/ui/orders/${order.id}/resume`).type('form').send({ _csrf: readerCsrf });
+    expect(refused.status).toBe(403);
+    expect(text(refused.text)).toContain('нет права orders:write');
+
+    const resumed = await writer.post(`/admin/ui/orders/${order.id}/resume`).type('form').send({ _csrf: csrf });
+    expect(resumed.status).toBe(303);
+    const back = await writer.get(`/admin/ui/orders/${order.id}`);
+    expect(text(back.text)).toContain(`Заказ ${order.id} снят с паузы`);
+    expect(back.text).toContain(`action="/admin/ui/orders/${order.id}/pause"`);
+    await waitFor('the catch-up jobs to finish', async () =>
+      (await stack!.bridge.db.kysely.selectFrom('jobs').select('status').where('job_key', '=', `order:${order.id}`).execute()).every((j) => j.status === 'done'),
+    );
+
+    // An unknown order, a malformed id.
+    expect((await writer.get('/admin/ui/orders/DM-404404')).status).toBe(404);
+    expect((await writer.get('/admin/ui/orders/a%20b')).status).toBe(404);
+    expect((await writer.post('/admin/ui/orders/DM-404404/pause').type('form').send({ _csrf: csrf })).status).toBe(404);
+  });
+
+  it('shows today’s calls to amoCRM and Company 1 on the overview to a key with quota:read', async () => {
+    stack = await testStack(kind, `admin-ui-quota-${kind}`);
+    await stack.bridge.ready;
+    await linkedOrder(stack, 'quota-user');
+    const agent = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'quota', ['quota:read'])).key);
+    const overview = await agent.get('/admin/ui');
+    expect(overview.status).toBe(200);
+    const day = (peer: string) => Number(new RegExp(`<tr data-peer="${peer}">.*?data-window="day">([\\d\\s]+)<`, 's').exec(overview.text)![1]!.replace(/\s/g, ''));
+    expect(day('amocrm')).toBeGreaterThan(0);
+    expect(day('partner')).toBeGreaterThan(0);
+    expect(text(overview.text)).toContain('Обращения к сервисам');
+    expect(text(overview.text)).toContain('лимита нет');
+    const without = await signInAdmin(stack.bridgeUrl, (await adminKey(stack, 'jobs', ['jobs:read'])).key);
+    expect(text((await without.get('/admin/ui')).text)).toContain('Этот раздел виден ключу с правом quota:read.');
   });
 });

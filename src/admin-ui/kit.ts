@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Scope } from '../admin/api-keys.js';
+import type { QuotaSources } from '../admin/quota.js';
 import type { Db } from '../db/connect.js';
 import type { HealthState } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
@@ -29,6 +30,8 @@ export interface AdminUiDeps {
   jobKinds: readonly string[];
   /** What /readyz says of the outside services, as states. */
   health(): { amocrm: HealthState; partner: HealthState; mappingsResolved: boolean };
+  /** What GET /admin/quota reads beside the database; without it the overview has no quota section. */
+  quota?: QuotaSources;
 }
 
 export interface AdminUiRouterDeps extends AdminUiDeps {

@@ -2,6 +2,7 @@ import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { type AdminUiRouterDeps, createAdminKit } from './kit.js';
 import { deadRoutes } from './routes/dead.js';
+import { ordersRoutes } from './routes/orders.js';
 import { overviewRoutes } from './routes/overview.js';
 import { signInRoutes } from './routes/sign-in.js';
 import { ADMIN_UI_PATH } from './session.js';
@@ -52,6 +53,7 @@ export function adminUiRouter(deps: AdminUiRouterDeps): Router {
   router.use(signInRoutes(kit));
   router.use(overviewRoutes(kit));
   router.use(deadRoutes(kit));
+  router.use(ordersRoutes(kit));
 
   // --- the rest of /admin/ui --------------------------------------------------------------
 

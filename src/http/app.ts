@@ -84,7 +84,7 @@ export function createApp(deps: AppDeps): Express {
 
   // Admin page: HTML under /admin/ui with its own sign-in, not-found and error pages.
   if (deps.adminUi) {
-    app.use(adminUiRouter({ ...deps.adminUi, db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+    app.use(adminUiRouter({ ...deps.adminUi, quota: deps.quota, db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
   }
   app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued, quota: deps.quota }));
 

@@ -1,4 +1,5 @@
 import type { Scope } from '../../admin/api-keys.js';
+import type { OrderStatus } from '../../partner/schema.js';
 import type { QueueState } from '../../queue/depth.js';
 import { pluralOf } from '../../webview/messages/catalogue.js';
 
@@ -15,6 +16,16 @@ const STATE: Record<QueueState, string> = {
   running: 'В работе',
   retrying: 'Ждут повтора',
   dead: 'С ошибкой',
+};
+
+/** Company 1's statuses, as its own people call them. */
+const ORDER_STATUS: Record<OrderStatus, string> = {
+  on_approval: 'В обработке',
+  approved: 'Подтверждён',
+  in_work: 'В работе',
+  executed: 'Выполнен',
+  rejected: 'Отклонён',
+  cancelled: 'Отменён',
 };
 
 export const ru = () => ({
@@ -85,6 +96,87 @@ export const ru = () => ({
     replayed: (id: string) => `Задание ${id} возвращено в очередь.`,
     notDead: (id: string) => `Задание ${id} уже не в списке ошибок: его повторили раньше.`,
     needsReplay: 'Повторять задания может ключ с правом jobs:replay.',
+  },
+  orders: {
+    title: 'Заказы',
+    search: 'Поиск заказов',
+    q: 'Что искать',
+    qHint: 'Номер заказа или ID пользователя целиком, часть имени клиента или не меньше 4 цифр телефона.',
+    status: 'Статус',
+    anyStatus: 'Любой',
+    find: 'Найти',
+    results: 'Найденные заказы',
+    empty: 'Ничего не найдено.',
+    next: 'Следующая страница →',
+    first: '← К началу',
+    badQuery: 'Такой запрос не разобрать: проверьте поле поиска и начните с первой страницы.',
+    statuses: ORDER_STATUS,
+    user: 'Пользователь',
+    deal: 'Сделка',
+    contact: 'Контакт',
+    origin: 'Откуда',
+    origins: { webhook: 'из приложения Компании 1', webview: 'из веб-страницы' } as Record<string, string>,
+    updated: 'Изменён',
+    none: '—',
+    paused: 'На паузе',
+  },
+  order: {
+    title: (id: string) => `Заказ ${id}`,
+    back: '← К поиску заказов',
+    facts: 'Заказ',
+    closedByPartner: 'Закрыт Компанией 1',
+    note: 'Примечание',
+    jobs: 'Задания заказа',
+    job: 'Задание',
+    jobStatus: { queued: 'ждёт', running: 'выполняется', retrying: 'ждёт повтора', dead: 'с ошибкой', done: 'выполнено' } as Record<string, string>,
+    noJobs: 'Заданий нет.',
+    timeline: 'История',
+    noTimeline: 'Записей нет.',
+    pausedText: 'Заказ на паузе: мост не пишет о нём ни в amoCRM, ни в Компанию 1. Вебхуки принимаются, а при снятии с паузы заказ догонит текущее состояние.',
+    userPausedText: 'На паузе все заказы этого пользователя; снять эту паузу можно через API (POST /admin/users/…/resume).',
+    pause: 'Поставить на паузу',
+    resume: 'Снять с паузы',
+    paused: (id: string) => `Заказ ${id} поставлен на паузу.`,
+    resumed: (id: string) => `Заказ ${id} снят с паузы; задания, которые его догонят, в очереди.`,
+    needsWrite: 'Ставить на паузу может ключ с правом orders:write.',
+    notFound: 'Заказ не найден',
+    notFoundText: (id: string) => `Мост не знает заказа ${id}.`,
+  },
+  timeline: {
+    sources: { partner: 'Компания 1', amocrm: 'amoCRM', bridge: 'мост', webview: 'веб-страница', admin: 'администратор' },
+    /** The timeline's events (src/admin/order-timeline.ts, the order log); one not named here shows as its code. */
+    events: {
+      'webhook.received': 'Пришёл вебхук',
+      'sweep.found': 'Найден при сверке',
+      'job.queued': 'Задание поставлено в очередь',
+      'job.attempt': 'Попытка задания',
+      'job.dead_letter': 'Задание остановлено с ошибкой',
+      'job.skipped': 'Задание пропущено',
+      'order.recorded': 'Заказ записан',
+      'order.changed': 'Заказ изменён',
+      'order.unchanged': 'Заказ пришёл без изменений',
+      'order.patched': 'Заказ обновлён в Компании 1',
+      'deal.created': 'Создана сделка',
+      'deal.found': 'Найдена сделка',
+      'deal.noted': 'Примечание в сделке',
+      'deal.moved': 'Сделка перенесена',
+      decision: 'Решение',
+      'order.paused': 'Заказ поставлен на паузу',
+      'order.resumed': 'Заказ снят с паузы',
+      'user.paused': 'Пользователь поставлен на паузу',
+      'user.resumed': 'Пользователь снят с паузы',
+    } as Record<string, string>,
+  },
+  quota: {
+    title: 'Обращения к сервисам',
+    peer: { amocrm: 'amoCRM', partner: 'Компания 1' },
+    day: 'За сутки',
+    hour: 'За час',
+    minute: 'За минуту',
+    limited: 'Из них 429',
+    wait: 'Ожидание лимита сейчас',
+    noLimiter: 'лимита нет',
+    ms: (n: number) => `${n} мс`,
   },
   pages: {
     forbidden: 'Недостаточно прав',

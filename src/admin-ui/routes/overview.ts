@@ -1,11 +1,12 @@
 import express, { type Router } from 'express';
+import { readQuota } from '../../admin/quota.js';
 import { QUEUE_STATES, readQueueDepth } from '../../queue/depth.js';
 import { oldestWaitingJob } from '../../queue/oldest-waiting.js';
 import type { AdminKit } from '../kit.js';
 import { queueOverviewOf } from '../queue-overview.js';
 import { ADMIN_UI_PATH } from '../session.js';
 
-/** The overview: the outside services as /readyz sees them, and the queue for a key with jobs:read. */
+/** The overview: the outside services as /readyz sees them, the queue (jobs:read) and today's calls (quota:read). */
 export function overviewRoutes(kit: AdminKit): Router {
   const { db, jobKinds } = kit.deps;
   const router = express.Router();
@@ -17,8 +18,12 @@ export function overviewRoutes(kit: AdminKit): Router {
     const queue = session.scopes.has('jobs:read')
       ? queueOverviewOf(await readQueueDepth(db.kysely, jobKinds, now), await oldestWaitingJob(db.kysely, now), now)
       : undefined;
+    // Today's calls to amoCRM and Company 1, as GET /admin/quota reports them (quota:read).
+    const quota = session.scopes.has('quota:read') && kit.deps.quota ? await readQuota(db.kysely, kit.deps.quota, now) : undefined;
     kit.sendPage(res, 200, 'overview', kit.pageData(req, kit.t.overview.title, 'overview'), {
       queue,
+      quota,
+      canQuota: session.scopes.has('quota:read'),
       states: QUEUE_STATES,
       health: kit.deps.health(),
     });
