@@ -504,6 +504,23 @@ describe.each(DATABASES)('admin page: orders and quota on %s', (kind) => {
       (await stack!.bridge.db.kysely.selectFrom('jobs').select('status').where('job_key', '=', `order:${order.id}`).execute()).every((j) => j.status === 'done'),
     );
 
+    // The whole user, from the order's page: back to it with a notice, and its button turns.
+    const userPaused = await writer.post('/admin/ui/users/pause-user/pause').type('form').send({ _csrf: csrf, order: order.id });
+    expect(userPaused.status).toBe(303);
+    expect(userPaused.headers.location).toBe(`/admin/ui/orders/${order.id}`);
+    const userPage = await writer.get(`/admin/ui/orders/${order.id}`);
+    expect(text(userPage.text)).toContain('Пользователь pause-user поставлен на паузу: все его заказы, и новые тоже.');
+    expect(text(userPage.text)).toContain('На паузе все заказы этого пользователя, и новые тоже.');
+    expect(userPage.text).toContain('action="/admin/ui/users/pause-user/resume"');
+    expect(await stack.bridge.db.kysely.selectFrom('paused_users').select('user_id').execute()).toEqual([{ user_id: 'pause-user' }]);
+    // Without an order to go back to: the user's orders, with the notice.
+    const userResumed = await writer.post('/admin/ui/users/pause-user/resume').type('form').send({ _csrf: csrf });
+    expect(userResumed.headers.location).toBe('/admin/ui/orders?q=pause-user');
+    expect(text((await writer.get(userResumed.headers.location!)).text)).toContain('Пользователь pause-user снят с паузы');
+    expect(await stack.bridge.db.kysely.selectFrom('paused_users').select('user_id').execute()).toEqual([]);
+    expect((await reader.post('/admin/ui/users/pause-user/pause').type('form').send({ _csrf: readerCsrf })).status).toBe(403);
+    expect((await writer.post(`/admin/ui/users/${'u'.repeat(101)}/pause`).type('form').send({ _csrf: csrf })).status).toBe(404);
+
     // An unknown order, a malformed id.
     expect((await writer.get('/admin/ui/orders/DM-404404')).status).toBe(404);
     expect((await writer.get('/admin/ui/orders/a%20b')).status).toBe(404);

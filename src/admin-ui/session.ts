@@ -24,7 +24,7 @@ export const ADMIN_SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 
 /** A one-time notice for the page after a POST (post/redirect/get). */
 export const flashSchema = z.object({
-  kind: z.enum(['replayed', 'notDead', 'paused', 'resumed']),
+  kind: z.enum(['replayed', 'notDead', 'paused', 'resumed', 'userPaused', 'userResumed']),
   id: z.string(),
 });
 export type Flash = z.infer<typeof flashSchema>;

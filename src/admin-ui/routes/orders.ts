@@ -1,8 +1,9 @@
 import express, { type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
 import { orderTimeline } from '../../admin/order-timeline.js';
 import { BadCursor, orderSearchSchema, searchOrders } from '../../admin/orders.js';
 import { isOrderId, orderStatusSchema } from '../../partner/schema.js';
-import { isUserPaused, pauseOrder, resumeOrder } from '../../sync/pause.js';
+import { isUserPaused, pauseOrder, pauseUser, resumeOrder, resumeUser } from '../../sync/pause.js';
 import type { AdminKit } from '../kit.js';
 import { ADMIN_UI_PATH, takeAdminFlash } from '../session.js';
 import { timelineLine } from '../timeline.js';
@@ -11,6 +12,8 @@ const ORDERS_PATH = `${ADMIN_UI_PATH}/orders`;
 /** Orders on one page of the search. */
 const PAGE_SIZE = 25;
 const orderPath = (id: string) => `${ORDERS_PATH}/${encodeURIComponent(id)}`;
+/** As the API's user routes take it. */
+const userIdSchema = z.string().min(1).max(100);
 
 /**
  * Orders (orders:read): the search with its pages, an order with its jobs and timeline;
@@ -26,7 +29,9 @@ export function ordersRoutes(kit: AdminKit): Router {
     const given = Object.fromEntries(Object.entries(req.query).filter(([, v]) => typeof v === 'string' && v.trim() !== ''));
     const form = { q: typeof given.q === 'string' ? given.q : '', status: typeof given.status === 'string' ? given.status : '' };
     const page = kit.pageData(req, t.orders.title, 'orders');
-    const view = { form, statuses: orderStatusSchema.options };
+    const flash = await takeAdminFlash(db, kit.sessionOf(req)!);
+    const notice = flash?.kind === 'userPaused' ? t.order.userPaused(flash.id) : flash?.kind === 'userResumed' ? t.order.userResumed(flash.id) : undefined;
+    const view = { form, statuses: orderStatusSchema.options, notice };
     const search = orderSearchSchema.safeParse({ q: given.q, status: given.status, cursor: given.cursor, limit: PAGE_SIZE });
     if (!search.success) return kit.sendPage(res, 400, 'orders', page, { ...view, error: t.orders.badQuery });
     try {
@@ -60,8 +65,14 @@ export function ordersRoutes(kit: AdminKit): Router {
       isUserPaused(db.kysely, order.user_id),
       orderTimeline(db.kysely, order),
     ]);
-    const notice =
-      flash?.kind === 'paused' && flash.id === id ? t.order.paused(id) : flash?.kind === 'resumed' && flash.id === id ? t.order.resumed(id) : undefined;
+    const notices: Partial<Record<string, string>> = {
+      paused: t.order.paused(id),
+      resumed: t.order.resumed(id),
+      userPaused: t.order.userPaused(order.user_id),
+      userResumed: t.order.userResumed(order.user_id),
+    };
+    const forThis = flash && (flash.kind === 'userPaused' || flash.kind === 'userResumed' ? flash.id === order.user_id : flash.id === id);
+    const notice = flash && forThis ? notices[flash.kind] : undefined;
     kit.sendPage(res, 200, 'order', kit.pageData(req, t.order.title(id), 'orders'), {
       order,
       jobs,
@@ -90,6 +101,30 @@ export function ordersRoutes(kit: AdminKit): Router {
         logger.info(action === 'pause' ? 'admin.order_paused' : 'admin.order_resumed', { orderId: id, keyId, via: 'admin_ui', queued: state.queued });
         if (state.queued.length > 0) kit.deps.onWorkEnqueued();
         await kit.flashAndGo(req, res, { kind: action === 'pause' ? 'paused' : 'resumed', id }, orderPath(id));
+      },
+    );
+  }
+
+  /** A user's pause (every order of theirs, new ones too), from one of their orders' page, which the form names. */
+  for (const action of ['pause', 'resume'] as const) {
+    router.post(
+      `${ADMIN_UI_PATH}/users/:userId/${action}`,
+      kit.readForm,
+      kit.withSession,
+      kit.requireSession,
+      kit.requireCsrf,
+      kit.requireScope('orders:write'),
+      async (req: Request<{ userId: string }>, res) => {
+        const userId = userIdSchema.safeParse(req.params.userId);
+        if (!userId.success) return kit.notFound(req, res);
+        const keyId = kit.sessionOf(req)!.keyId;
+        const state = action === 'pause' ? await pauseUser(db.kysely, userId.data, keyId) : await resumeUser(db.kysely, userId.data, keyId);
+        logger.info(action === 'pause' ? 'admin.user_paused' : 'admin.user_resumed', { userId: userId.data, keyId, via: 'admin_ui', orders: state.orders, resumed: state.resumed });
+        if (state.resumed > 0) kit.deps.onWorkEnqueued();
+        const order = (req.body as Record<string, unknown>).order;
+        // Back to the order the form was on; without one, to the user's orders.
+        const back = typeof order === 'string' && isOrderId(order) ? orderPath(order) : `${ORDERS_PATH}?${new URLSearchParams({ q: userId.data }).toString()}`;
+        await kit.flashAndGo(req, res, { kind: action === 'pause' ? 'userPaused' : 'userResumed', id: userId.data }, back);
       },
     );
   }
