@@ -14,8 +14,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-/** Read at run time, relative to the compiled module that reads them (src/webview/views.ts). */
-const ASSETS = ['webview/views', 'webview/static'];
+/** Read at run time, relative to the compiled modules that read them (src/webview/views.ts, src/admin-ui/views.ts). */
+const ASSETS = ['webview/views', 'webview/static', 'admin-ui/views', 'admin-ui/static'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({

@@ -4,6 +4,7 @@ import { amoClientFromConfig } from './amo/from-config.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connect.js';
 import { openDatabase } from './db/open.js';
+import { PeerCallRecorder } from './db/peer-calls.js';
 import { startIdleProbe, type IdleProbe } from './health/idle-probe.js';
 import { ServiceHealth } from './health/service-health.js';
 import { createApp } from './http/app.js';
@@ -90,9 +91,12 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
   // What /readyz says of each service: fed by every call its client makes, never by /readyz.
   const amoHealth = new ServiceHealth('amocrm', { logger, metrics });
   const partnerHealth = new ServiceHealth('partner', { logger, metrics });
+  // Every exchange with either service, for GET /admin/quota: buffered, written about once a second.
+  const calls = new PeerCallRecorder({ db, logger });
+  calls.start();
   const amo = amoClientFromConfig(
     config,
-    { db, logger, metrics, health: amoHealth },
+    { db, logger, metrics, health: amoHealth, calls },
     { timeoutMs: tuning.amoTimeoutMs, minRetryDelayMs: tuning.amoMinRetryDelayMs },
   );
   const partner = new PartnerClient({
@@ -101,6 +105,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     timeoutMs: tuning.partnerTimeoutMs,
     metrics,
     health: partnerHealth,
+    calls,
   });
   const probeMs = tuning.healthProbeMs ?? 60_000;
   // Company 1 is probed at once (nothing else calls it at start), amoCRM once the start-up
@@ -122,6 +127,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
     amoWebhookSecret: config.AMO_WEBHOOK_SECRET,
     amoAccount: () => ({ subdomain: config.AMO_SUBDOMAIN, id: accountId }),
     onWorkEnqueued: () => worker?.wake(),
+    quota: { flush: () => calls.flush(), amoLimiterWaitMs: () => amo.limiterWaitMs() },
     amoEventGatherMs: tuning.reconcileGatherMs,
     // The webview reads the mappings file as loaded (services, transitions, stage): it
     // needs no amoCRM ids, so users can sign in even while amoCRM is unreachable.
@@ -137,6 +143,13 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       sessionSecret: config.SESSION_SECRET,
       locale: config.WEBVIEW_LOCALE,
       orderLimit: config.WEBVIEW_ORDER_LIMIT,
+    },
+    adminUi: {
+      locale: config.ADMIN_LOCALE ?? config.WEBVIEW_LOCALE,
+      timeZone: file.webview.timeZone,
+      jobKinds: syncJobs.kinds,
+      // The same states /readyz describes.
+      health: () => ({ amocrm: amoHealth.state, partner: partnerHealth.state, mappingsResolved: mappings !== undefined }),
     },
     // Webhooks can be accepted once the mappings are resolved, and they stay resolved
     // through later trouble with amoCRM; the services' states explain, they do not decide.
@@ -184,6 +197,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         keyWindowMs: INBOX_KEY_WINDOW_MS,
         finalStatuses: finalStatuses(file.partner.transitions),
         intervalMs: config.RETENTION_INTERVAL * 1000,
+        retryBaseMs: tuning.backoff?.baseMs,
       });
       worker = new Worker({
         db,
@@ -196,16 +210,17 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
         handlers: [
           orderSyncHandler({ db, amo, partner, mappings, logger, settleMs: tuning.settleMs ?? config.AMO_SEARCH_SETTLE_SECONDS * 1000 }),
           reconcileHandler({ db, amo, partner, mappings, logger, gatherMs: tuning.reconcileGatherMs }),
-          sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000 }),
-          partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000 }),
+          sweepHandler({ db, amo, mappings, logger, intervalMs: config.SWEEP_INTERVAL * 1000, retryBaseMs: tuning.backoff?.baseMs }),
+          partnerSweepHandler({ db, partner, logger, intervalMs: config.PARTNER_SWEEP_INTERVAL * 1000, retryBaseMs: tuning.backoff?.baseMs }),
           retention.handler,
         ],
       });
       await retention.schedule();
+      // Periodic jobs: created, re-timed to their interval, or turned off (src/queue/schedule.ts).
       // Stage 1 pushes nothing from amoCRM, so there is nothing to sweep for.
-      if (mappings.integrationStage >= 2) await scheduleSweep(db, config.SWEEP_INTERVAL * 1000);
+      await scheduleSweep(db, mappings.integrationStage >= 2 ? config.SWEEP_INTERVAL * 1000 : 0, undefined, logger);
       // Company 1's webhooks can be lost at every stage.
-      await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000);
+      await schedulePartnerSweep(db, config.PARTNER_SWEEP_INTERVAL * 1000, undefined, logger);
       if (!stopping) worker.start();
     }
     return mappings;
@@ -238,6 +253,7 @@ export async function createBridge(config: Config, logger: Logger, tuning: Bridg
       stopped ??= (async () => {
         for (const probe of probes) probe.stop();
         await Promise.all([server && closeServer(server, graceMs), worker?.stop(graceMs)]);
+        await calls.stop().catch(() => undefined);
         await db.close();
       })();
       return stopped;

@@ -80,6 +80,8 @@ export const webviewEnv = z.object({
   WEBVIEW_JWT_AUDIENCE: z.string().min(1),
   SESSION_SECRET: z.string().min(32, 'must be at least 32 characters'),
   WEBVIEW_LOCALE: z.enum(['ru', 'en']).default('ru'),
+  /** The admin page's language (/admin/ui); unset, it follows WEBVIEW_LOCALE. */
+  ADMIN_LOCALE: z.enum(['ru', 'en']).optional(),
   WEBVIEW_TOKEN_MAX_AGE: z.coerce.number().int().min(1).max(86_400).default(300),
   WEBVIEW_ORDER_LIMIT: orderLimit.prefault('5/10m'),
 });

@@ -55,7 +55,7 @@ export function createMetrics(sources: MetricSources = {}) {
     }),
     jobsFinished: new Counter({
       name: 'amobridge_jobs_finished_total',
-      help: 'Jobs finished by kind and result (done, retry, dead)',
+      help: 'Jobs finished by kind and result (done, retry, dead, abandoned)',
       labelNames: ['kind', 'result'] as const,
       registers: [registry],
     }),

@@ -2,17 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter, PostgresRateLimiter, createRateLimiter, type RateLimiter } from '../src/amo/index.js';
 import { connect, type Db } from '../src/db/connect.js';
 import { DATABASES, dropDb, freshDb, POSTGRES_URL } from './support/databases.js';
-
-/** The largest number of timestamps inside any half-open window of `windowMs`. */
-function maxInAnyWindow(times: number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i] - sorted[j] >= windowMs) j++;
-    max = Math.max(max, i - j + 1);
-  }
-  return max;
-}
+import { maxInAnyWindow } from './support/rate-window.js';
 
 /**
  * Fires `count` requests at once, each holding its slot for `latencyMs`, and records when

@@ -7,6 +7,7 @@ import type { Db } from '../src/db/connect.js';
 import { HttpError } from '../src/lib/http-error.js';
 import { createTestLogger } from '../src/logger.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
+import { maxInAnyWindow } from './support/rate-window.js';
 
 /**
  * The transport under amocrm-js, against tiny raw node:http servers: each test controls
@@ -521,13 +522,3 @@ describe('amo transport', () => {
   });
 });
 
-/** The largest number of timestamps inside any half-open window of `windowMs`. */
-function maxInAnyWindow(times: number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i] - sorted[j] >= windowMs) j++;
-    max = Math.max(max, i - j + 1);
-  }
-  return max;
-}

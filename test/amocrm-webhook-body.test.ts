@@ -1,33 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { AMO_WEBHOOK_MAX_LEADS, type AmoWebhookBody, countAmoWebhookBody, parseAmoWebhookBody } from '../src/inbox/amo-webhook-body.js';
-import { buildWebhookBody, type WebhookLead } from '../src/sandbox/amo/index.js';
+import { buildWebhookBody } from '../src/sandbox/amo/index.js';
+import { webhookLead } from './support/amo-webhook-leads.js';
 
 /** Form-encodes pairs as amoCRM does (brackets percent-encoded, spaces as '+'). */
 const form = (pairs: Array<[string, string]>) => new URLSearchParams(pairs).toString();
 
-function lead(id: number): WebhookLead {
-  return {
-    id,
-    name: `Deal ${id}`,
-    price: 1500,
-    status_id: 61_000_002,
-    pipeline_id: 7_000_001,
-    old_status_id: 61_000_001,
-    old_pipeline_id: 7_000_001,
-    responsible_user_id: 8_100_002,
-    created_user_id: 8_100_002,
-    modified_user_id: 8_100_002,
-    date_create: 1_700_000_000,
-    last_modified: 1_700_000_100,
-    account_id: 31_234_567,
-    tags: [{ id: 499_278, name: 'Companies 1. Services' }],
-    custom_fields: [
-      { id: 932_792, name: 'detmirOrderId', type: 'text', values: [{ value: `R-${id}` }] },
-      { id: 932_796, name: 'Trial date', type: 'date', values: [{ value: 1_700_100_000 }] },
-      { id: 932_794, name: 'Subscription status', type: 'select', values: [{ value: 'Active', enum_id: 5001 }] },
-    ],
-  };
-}
+const lead = (id: number) => webhookLead(id);
 
 const summary = (body: AmoWebhookBody) => body.events.map((e) => [e.event, e.dealId, e.statusId, e.pipelineId]);
 

@@ -11,36 +11,13 @@ import { buildWebhookBody, type LeadEvent, type WebhookLead, type WebhookShape }
 import { SANDBOX_AMO_WEBHOOK_SECRET, type Stack } from '../src/sandbox/stack.js';
 import { DATABASES } from './support/databases.js';
 import { testStack } from './support/stack.js';
+import { SIM_ACCOUNT, webhookLead } from './support/amo-webhook-leads.js';
 
-/** The simulator's default account (createAmoSimulator: subdomain 'company2', accountId 31234567). */
-const ACCOUNT = { id: 31_234_567, subdomain: 'company2' };
+const ACCOUNT = SIM_ACCOUNT;
 const PATH = `/webhooks/amocrm/${SANDBOX_AMO_WEBHOOK_SECRET}`;
 const FORM = 'application/x-www-form-urlencoded';
 
-function lead(id: number, over: Partial<WebhookLead> = {}): WebhookLead {
-  return {
-    id,
-    name: `Deal ${id}`,
-    price: 1500,
-    status_id: 61_000_002,
-    pipeline_id: 7_000_001,
-    old_status_id: 61_000_001,
-    old_pipeline_id: 7_000_001,
-    responsible_user_id: 8_100_002,
-    created_user_id: 8_100_002,
-    modified_user_id: 8_100_002,
-    date_create: 1_700_000_000,
-    last_modified: 1_700_000_100,
-    account_id: ACCOUNT.id,
-    tags: [{ id: 499_278, name: 'Companies 1. Services' }],
-    custom_fields: [
-      { id: 932_792, name: 'detmirOrderId', type: 'text', values: [{ value: `R-${id}` }] },
-      { id: 932_796, name: 'Trial date', type: 'date', values: [{ value: 1_700_100_000 }] },
-      { id: 932_794, name: 'Subscription status', type: 'select', values: [{ value: 'Active', enum_id: 5001 }] },
-    ],
-    ...over,
-  };
-}
+const lead = webhookLead;
 
 function body(
   leads: Partial<Record<LeadEvent, WebhookLead[]>>,

@@ -6,6 +6,8 @@ import { type AmoSimulator, createAmoSimulator } from '../src/sandbox/amo/index.
 import { runNode } from '../src/sandbox/processes.js';
 import { SANDBOX_AMO_WEBHOOK_SECRET, SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
 import { connect } from '../src/db/connect.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../src/db/schema.js';
 import { migrate } from '../src/db/migrate.js';
 import { PermanentError } from '../src/lib/http-error.js';
 import { enqueue } from '../src/queue/enqueue.js';
@@ -165,6 +167,16 @@ describe('amobridge CLI', () => {
   });
 });
 
+/** A query on the database a CLI run used (DATABASE_URL with its ?schema=). */
+async function withKysely<T>(url: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = connect(url);
+  try {
+    return await fn(db.kysely);
+  } finally {
+    await db.close();
+  }
+}
+
 describe.each(DATABASES)('amobridge dead and apikey commands on %s', (kind) => {
   let env: Record<string, string>;
   beforeAll(async () => {
@@ -182,6 +194,34 @@ describe.each(DATABASES)('amobridge dead and apikey commands on %s', (kind) => {
     expect(id).toBeDefined();
     expect(await cliWith(env, ['apikey', 'revoke', id!])).toMatchObject({ code: 0, stdout: `key ${id} revoked\n` });
     expect(await cliWith(env, ['dead', 'replay', '12345'])).toMatchObject({ code: 1, stdout: 'job 12345 is not dead\n' });
+  });
+
+  it('apikey list shows names, ids, scopes and dates, never a secret; revoke takes the name (or the id); create refuses a duplicate name', async () => {
+    const first = await cliWith(env, ['apikey', 'create', 'support', 'contacts:read', 'quota:read']);
+    expect(first.code).toBe(0);
+    const key = first.stdout.split('\n')[0]!;
+    const id = /\(id ([a-f0-9]+);/.exec(first.stdout)?.[1];
+    const duplicate = await cliWith(env, ['apikey', 'create', 'support', 'jobs:read']);
+    expect(duplicate).toMatchObject({ code: 2, stdout: '', stderr: 'amobridge: an active key is already named support: revoke it first, or choose another name\n' });
+    expect((await cliWith(env, ['apikey', 'create', 'audit', 'jobs:read'])).code).toBe(0);
+
+    const list = await cliWith(env, ['apikey', 'list']);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+ID\s+SCOPES\s+CREATED\s+REVOKED$/);
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^support\\s+${id}\\s+contacts:read,quota:read\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s+-$`)));
+    // The secret is base64url and may itself hold '_': everything after `ak_<id>_`.
+    expect(list.stdout).not.toContain(key.split('_').slice(2).join('_'));
+    const hashes = await withKysely(env.DATABASE_URL!, (db) => db.selectFrom('api_keys').select('secret_hash').execute());
+    for (const { secret_hash } of hashes) expect(list.stdout).not.toContain(secret_hash);
+
+    expect(await cliWith(env, ['apikey', 'revoke', 'support'])).toMatchObject({ code: 0, stdout: `key support (id ${id}) revoked\n` });
+    expect(await cliWith(env, ['apikey', 'revoke', 'support'])).toMatchObject({ code: 1, stdout: 'no active key support\n' });
+    const after = await cliWith(env, ['apikey', 'list']);
+    expect(after.stdout).toMatch(new RegExp(`\nsupport\\s+${id}\\s+\\S+\\s+\\S+\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z\\n`));
+    // The name is free again once its key is revoked.
+    expect((await cliWith(env, ['apikey', 'create', 'support', 'contacts:read'])).code).toBe(0);
+    expect((await cliWith(env, ['apikey', 'revoke'])).code).toBe(2);
   });
 
   it('a bad DATABASE_URL gets one line naming it', async () => {

@@ -81,6 +81,7 @@ describe('configuration', () => {
     ['RETENTION_INTERVAL', { RETENTION_INTERVAL: '-1' }],
     ['RETENTION_INTERVAL', { RETENTION_INTERVAL: 'hourly' }],
     ['WEBVIEW_LOCALE', { WEBVIEW_LOCALE: 'de' }],
+    ['ADMIN_LOCALE', { ADMIN_LOCALE: 'de' }],
     ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: '0' }],
     ['WEBVIEW_TOKEN_MAX_AGE', { WEBVIEW_TOKEN_MAX_AGE: 'five minutes' }],
     ['WEBVIEW_ORDER_LIMIT', { WEBVIEW_ORDER_LIMIT: '5' }],

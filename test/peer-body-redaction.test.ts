@@ -28,7 +28,8 @@ describe.each(DATABASES)('a Company 1 answer that echoes the customer, on %s', (
     [409, 'retrying'],
   ] as const)('a %i leaves her out of jobs.last_error, the admin API and the logs', async (status, jobStatus) => {
     const logs = captureLogs('debug');
-    stack = await testStack(kind, `peer-body-${status}-${kind}`, { logger: logs.logger });
+    // A retry waits a minute, so the 409's job is still retrying when it is listed.
+    stack = await testStack(kind, `peer-body-${status}-${kind}`, { logger: logs.logger, tuning: { backoff: { baseMs: 60_000, maxMs: 60_000 } } });
     await stack.bridge.ready;
     stack.partner.faults.refuseWrites = status;
     const order = await stack.partner.createOrderAsUser({ userId: 'u-echo', customer });

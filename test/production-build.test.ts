@@ -63,7 +63,7 @@ describe('the production build', () => {
     }
   });
 
-  it('runs from a folder with no src/: health, readiness, a webview page and its stylesheet', async () => {
+  it('runs from a folder with no src/: health, readiness, a webview page, the admin page and their stylesheets', async () => {
     const dir = deployment(true);
     amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
     partner = createPartnerSimulator();
@@ -95,6 +95,13 @@ describe('the production build', () => {
     const css = await fetch(new URL(stylesheet!, bridge.url));
     expect(css.status).toBe(200);
     expect(await css.text()).toBe(readFileSync(path.join('src/webview/static', path.basename(stylesheet!)), 'utf8'));
+
+    // The admin page renders from dist/admin-ui/views, with its stylesheet.
+    const adminPage = await fetch(`${bridge.url}/admin/ui/sign-in`);
+    expect(adminPage.status).toBe(200);
+    expect(await adminPage.text()).toMatch(/<form method="post" action="\/admin\/ui\/sign-in"/);
+    const adminCss = await fetch(`${bridge.url}/admin/ui/static/admin.css`);
+    expect(await adminCss.text()).toBe(readFileSync('src/admin-ui/static/admin.css', 'utf8'));
 
     bridge.signal('SIGTERM');
     expect(await bridge.exit(10_000)).toEqual({ code: 0, signal: null });

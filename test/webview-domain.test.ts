@@ -11,23 +11,11 @@ import { formErrorText, parseNewOrderForm } from '../src/webview/new-order-form.
 import { canonicalParts, verifyWebviewToken } from '../src/webview/seamless-auth.js';
 import { buildTimeline, canCancel, decideOrderLimit, mergeOrders, webviewCreateKey } from '../src/sync/webview-orders.js';
 import { CONFIRMED_AND_PAID, respellings, signWebviewToken, unsignedWebviewToken, WEBVIEW } from './support/webview.js';
+import { aCustomerOrder } from './support/orders.js';
 
 const mappings = loadMappingsFile('mappings/default.yaml');
 
-const order = (id: string, patch: Partial<Order> = {}): Order => ({
-  id,
-  userId: 'u1',
-  serviceId: 'trial-lesson',
-  status: 'on_approval',
-  cost: null,
-  paid: false,
-  subscriptionStatus: null,
-  customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
-  additionalInfo: null,
-  createdAt: '2025-03-01T10:00:00.000Z',
-  updatedAt: '2025-03-01T10:00:00.000Z',
-  ...patch,
-});
+const order = (id: string, patch: Partial<Order> = {}): Order => aCustomerOrder({ id, ...patch });
 
 const row = (o: Order, patch: Partial<OrderRow> = {}): OrderRow => ({
   order_id: o.id,

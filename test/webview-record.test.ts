@@ -3,21 +3,9 @@ import type { Db } from '../src/db/connect.js';
 import { acceptPartnerEvent, OUTSIDE_WEBVIEW_NOTE, recordOrder } from '../src/inbox/accept-partner-event.js';
 import type { Order } from '../src/partner/schema.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
+import { aCustomerOrder } from './support/orders.js';
 
-const order = (patch: Partial<Order> = {}): Order => ({
-  id: 'DM-000042',
-  userId: 'u1',
-  serviceId: 'trial-lesson',
-  status: 'on_approval',
-  cost: null,
-  paid: false,
-  subscriptionStatus: null,
-  customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
-  additionalInfo: null,
-  createdAt: '2025-03-01T10:00:00.000Z',
-  updatedAt: '2025-03-01T10:00:00.000Z',
-  ...patch,
-});
+const order = (patch: Partial<Order> = {}): Order => aCustomerOrder({ id: 'DM-000042', ...patch });
 
 const webhook = (db: Db, o: Order, id: string) =>
   acceptPartnerEvent(db, { webhookId: id, rawBody: JSON.stringify({ type: 'order.created', data: o }), event: { type: 'order.created', timestamp: o.updatedAt, data: o } });

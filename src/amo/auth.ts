@@ -1,6 +1,6 @@
 import type { IToken } from 'amocrm-js/dist/common/Token.js';
 import { z } from 'zod';
-import { HttpError, PermanentError } from '../lib/http-error.js';
+import { CredentialsRefusedError, HttpError, PermanentError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import { MissingTokenError, type AmoTokenSet, type TokenStore } from './token-store.js';
 import { AmoResponseError, withRetries, type AmoTransport, type RetryPolicy } from './transport.js';
@@ -17,7 +17,7 @@ export interface AccessTokenProvider {
 }
 
 /** amoCRM refused our OAuth credentials (bad code, spent or revoked refresh token). */
-export class AmoAuthError extends PermanentError {
+export class AmoAuthError extends CredentialsRefusedError {
   override name = 'AmoAuthError';
 }
 

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { Db } from '../db/connect.js';
 import type { ServiceHealth } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
+import type { PeerCallSink } from '../db/peer-calls.js';
 import type { Metrics } from '../metrics.js';
 import { LongLivedToken, OAuthTokens, type AccessTokenProvider } from './auth.js';
 import { AmoConnection } from './connection.js';
@@ -49,6 +50,8 @@ export interface AmoClientOptions {
   rateLimiter?: RateLimiter;
   /** Told the outcome of every exchange and every refusal (readiness). */
   health?: ServiceHealth;
+  /** Told of every exchange, for GET /admin/quota. */
+  calls?: PeerCallSink;
 }
 
 /** amoCRM's page size ceiling for lists. */
@@ -89,6 +92,7 @@ export class AmoClient {
     private readonly logger: Logger,
     private readonly transport: AmoTransport,
     private readonly connection: AmoConnection,
+    private readonly limiter: RateLimiter,
   ) {}
 
   static create(options: AmoClientOptions): AmoClient {
@@ -105,6 +109,7 @@ export class AmoClient {
       metrics,
       logger,
       health: options.health,
+      calls: options.calls,
     });
     const sdk = new Client({
       domain: options.subdomain,
@@ -137,7 +142,12 @@ export class AmoClient {
       health: options.health,
     });
     installAdapter(sdk, connection, oauth);
-    return new AmoClient(sdk, oauth, logger, transport, connection);
+    return new AmoClient(sdk, oauth, logger, transport, connection, limiter);
+  }
+
+  /** How long a request would wait for the rate limiter now (ms); reads, takes nothing. */
+  limiterWaitMs(): Promise<number> {
+    return this.limiter.currentWaitMs();
   }
 
   /** Destroys the keep-alive connections to amoCRM (shutdown): requests under way fail. */

@@ -1,5 +1,6 @@
 import { type AmoConfig, amoBaseUrl } from '../config.js';
 import type { Db } from '../db/connect.js';
+import type { PeerCallSink } from '../db/peer-calls.js';
 import type { ServiceHealth } from '../health/service-health.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -8,7 +9,7 @@ import { AmoClient } from './client.js';
 /** The amoCRM client as the operator contract configures it (bridge and CLI alike). */
 export function amoClientFromConfig(
   config: AmoConfig,
-  deps: { db: Db; logger: Logger; metrics: Metrics; health?: ServiceHealth },
+  deps: { db: Db; logger: Logger; metrics: Metrics; health?: ServiceHealth; calls?: PeerCallSink },
   tuning: { timeoutMs?: number; minRetryDelayMs?: number } = {},
 ): AmoClient {
   return AmoClient.create({
@@ -30,5 +31,6 @@ export function amoClientFromConfig(
     logger: deps.logger,
     metrics: deps.metrics,
     health: deps.health,
+    calls: deps.calls,
   });
 }

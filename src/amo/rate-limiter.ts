@@ -24,6 +24,12 @@ import type { Db } from '../db/connect.js';
 export interface RateLimiter {
   /** Waits for a slot; call the returned function once the request has ended. */
   acquire(): Promise<RateSlotRelease>;
+  /**
+   * How long an acquire made now would wait for its slot (ms; 0 when one is free), from
+   * the slots as they stand: reads only. Callers already queued in this process come
+   * first, so each of them adds about one slot's share of a window.
+   */
+  currentWaitMs(): Promise<number>;
 }
 
 export type RateSlotRelease = () => void;
@@ -73,6 +79,17 @@ function waitFor(ends: number[], now: number, spanMs: number): number {
   return Math.max(1, Math.ceil(earliest - now));
 }
 
+/**
+ * The wait a new acquire faces: none with a slot free and nobody queued; else until the
+ * earliest busy slot frees, plus a slot's share of a window per caller ahead of it.
+ */
+function currentWait(ends: number[], queued: number, now: number, budget: Budget): number {
+  const free = ends.length < budget.limit;
+  if (free && queued === 0) return 0;
+  const first = free ? 0 : waitFor(ends, now, budget.spanMs);
+  return Math.ceil(first + (queued * budget.spanMs) / budget.limit);
+}
+
 /** Runs async sections one after another (a promise-chain mutex). */
 class Serial {
   private tail: Promise<unknown> = Promise.resolve();
@@ -98,13 +115,25 @@ export class MemoryRateLimiter implements RateLimiter {
   private readonly budget: Budget;
   private slots: MemorySlot[] = [];
   private readonly serial = new Serial();
+  /** Acquires not yet granted (queued behind the serial section, or waiting in it). */
+  private waiting = 0;
 
   constructor(options: RateLimiterOptions) {
     this.budget = budgetOf(options);
   }
 
   acquire(): Promise<RateSlotRelease> {
-    return this.serial.run(() => this.take());
+    this.waiting++;
+    return this.serial.run(() => this.take()).finally(() => this.waiting--);
+  }
+
+  currentWaitMs(): Promise<number> {
+    const now = performance.now();
+    const { spanMs } = this.budget;
+    const ends = this.slots
+      .map((s) => s.end ?? (now >= s.deadline ? s.deadline : Number.POSITIVE_INFINITY))
+      .filter((end) => end > now - spanMs);
+    return Promise.resolve(currentWait(ends, this.waiting, now, this.budget));
   }
 
   private async take(): Promise<RateSlotRelease> {
@@ -155,9 +184,24 @@ export class PostgresRateLimiter implements RateLimiter {
     this.bucket = options.bucket ?? 'amocrm';
   }
 
+  /** Acquires of this process not yet granted. */
+  private waiting = 0;
+
   /** Local callers queue here first, so one process asks the table one question at a time. */
   acquire(): Promise<RateSlotRelease> {
-    return this.serial.run(() => this.take());
+    this.waiting++;
+    return this.serial.run(() => this.take()).finally(() => this.waiting--);
+  }
+
+  /** One read without the lock: other instances' queued callers are not seen, their slots are. */
+  async currentWaitMs(): Promise<number> {
+    const { spanMs } = this.budget;
+    const { rows } = await sql<{ now: number; at: number | null }>`
+      select ${dbNow} as now, s.at from (select 1) one
+      left join rate_slots s on s.bucket = ${this.bucket} and s.at > ${dbNow} - ${spanMs}`.execute(this.db.kysely);
+    const now = Number(rows[0]?.now ?? 0);
+    const ends = rows.filter((r) => r.at !== null).map((r) => (Number(r.at) > now ? Number.POSITIVE_INFINITY : Number(r.at)));
+    return currentWait(ends, this.waiting, now, this.budget);
   }
 
   private async take(): Promise<RateSlotRelease> {

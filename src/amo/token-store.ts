@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
-import { PermanentError } from '../lib/http-error.js';
+import { CredentialsRefusedError } from '../lib/http-error.js';
 
 /** An OAuth token pair as the bridge keeps it (times in ms since the epoch). */
 export interface AmoTokenSet {
@@ -101,7 +101,7 @@ export class TokenStore {
 }
 
 /** No OAuth token at all: a person must run the authorization-code exchange (CLI). */
-export class MissingTokenError extends PermanentError {
+export class MissingTokenError extends CredentialsRefusedError {
   override name = 'MissingTokenError';
   constructor() {
     super('no amoCRM OAuth token is stored: exchange an authorization code first (CLI)');

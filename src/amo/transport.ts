@@ -8,6 +8,7 @@ import qs from 'qs';
 import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
+import { callOutcomeOf, type PeerCallSink, routeTemplate } from '../db/peer-calls.js';
 import { outcomeOf, type Metrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
 
@@ -85,6 +86,8 @@ export interface AmoTransportOptions {
   logger: Logger;
   /** Told the outcome of every exchange (reachability; refusals come from the request pipeline). */
   health?: ServiceHealth;
+  /** Told of every exchange, for GET /admin/quota (src/db/peer-calls.ts). */
+  calls?: PeerCallSink;
 }
 
 const gunzip = promisify(zlib.gunzip);
@@ -163,6 +166,14 @@ export class AmoTransport {
     metrics.amoRateLimitWaitSeconds.observe((performance.now() - waitStarted) / 1000);
 
     const stopTimer = metrics.amoRequestSeconds.startTimer({ endpoint });
+    const started = performance.now();
+    const recordCall = (status: number | 'timeout' | 'network') =>
+      this.options.calls?.record({
+        peer: 'amocrm',
+        endpoint: routeTemplate(request.method, request.path),
+        outcome: callOutcomeOf(status),
+        durationMs: performance.now() - started,
+      });
     let response: AmoHttpResponse;
     try {
       response = await this.exchange(url, request);
@@ -170,6 +181,7 @@ export class AmoTransport {
       release();
       stopTimer();
       const failure = this.classify(error, request.method, pathForErrors);
+      recordCall(failure.kind);
       metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(failure.kind) });
       this.observe(endpoint, failure);
       this.options.logger.debug('amo.request.no_answer', { method: request.method, endpoint, reason: failure.reason });
@@ -179,6 +191,7 @@ export class AmoTransport {
     // request at some moment before this one (see rate-limiter.ts).
     release();
     stopTimer();
+    recordCall(response.status);
     metrics.amoRequests.inc({ endpoint, outcome: outcomeOf(response.status) });
     this.observe(endpoint, response.status);
     this.options.logger.debug('amo.request', { method: request.method, endpoint, status: response.status });

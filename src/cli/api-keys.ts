@@ -1,4 +1,4 @@
-import { createApiKey, revokeApiKey, SCOPES, scopeSchema } from '../admin/api-keys.js';
+import { createApiKey, listApiKeys, revokeApiKeyByName, SCOPES, scopeSchema } from '../admin/api-keys.js';
 import { withDatabase } from './database.js';
 import { UsageError } from './usage-error.js';
 
@@ -9,18 +9,37 @@ export function createKey(config: { DATABASE_URL: string }, [name, ...rawScopes]
     throw new UsageError(`apikey create needs a name and scopes from: ${SCOPES.join(', ')}`);
   }
   return withDatabase(config, async (db) => {
+    // A name an active key has is refused (DuplicateKeyNameError): one line on stderr, exit 2.
     const created = await createApiKey(db.kysely, name, scopes.map((s) => s.data!));
     process.stdout.write(`${created.key}\n(id ${created.id}; the key is not shown again)\n`);
     return 0;
   });
 }
 
-/** `amobridge apikey revoke <id>`. */
-export function revokeKey(config: { DATABASE_URL: string }, id: string | undefined): Promise<number> {
-  if (!id) throw new UsageError('apikey revoke needs the key id');
+/** `amobridge apikey list`: every key with its scopes and dates; never a secret or a hash. */
+export function listKeys(config: { DATABASE_URL: string }): Promise<number> {
   return withDatabase(config, async (db) => {
-    const ok = await revokeApiKey(db.kysely, id);
-    process.stdout.write(ok ? `key ${id} revoked\n` : `no active key ${id}\n`);
-    return ok ? 0 : 1;
+    const keys = await listApiKeys(db.kysely);
+    if (keys.length === 0) {
+      process.stdout.write('no API keys\n');
+      return 0;
+    }
+    const rows = [
+      ['NAME', 'ID', 'SCOPES', 'CREATED', 'REVOKED'],
+      ...keys.map((k) => [k.name, k.id, k.scopes.join(','), k.createdAt.toISOString(), k.revokedAt?.toISOString() ?? '-']),
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const row of rows) process.stdout.write(`${row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`);
+    return 0;
+  });
+}
+
+/** `amobridge apikey revoke <name>` (or the key's id). */
+export function revokeKey(config: { DATABASE_URL: string }, nameOrId: string | undefined): Promise<number> {
+  if (!nameOrId) throw new UsageError('apikey revoke needs the key\'s name (or its id)');
+  return withDatabase(config, async (db) => {
+    const id = await revokeApiKeyByName(db.kysely, nameOrId);
+    process.stdout.write(id ? `key ${nameOrId === id ? id : `${nameOrId} (id ${id})`} revoked\n` : `no active key ${nameOrId}\n`);
+    return id ? 0 : 1;
   });
 }

@@ -22,7 +22,8 @@ const USAGE = `usage: amobridge <command>
   dead replay <job-id>    send a dead job back to the queue
   orders relink <order-id> <deal-id>   link an order to its own deal (it must carry the order's detmirOrderId)
   apikey create <name> <scope>...   an admin API key (scopes: ${SCOPES.join(', ')}); shown once
-  apikey revoke <id>      revoke an admin API key
+  apikey list             admin API keys: name, id, scopes, created, revoked (never a secret)
+  apikey revoke <name>    revoke an admin API key by its name (or its id)
 `;
 
 /** Options after the command's words: only `mappings diff` has one (`--since`). */
@@ -44,7 +45,8 @@ const COMMANDS: Record<string, Command> = {
   'dead show': command(storageEnv, async (config, [id]) => (await import('./dead.js')).showDead(config, id)),
   'dead replay': command(storageEnv, async (config, [id]) => (await import('./dead.js')).replayDead(config, id)),
   'apikey create': command(storageEnv, async (config, args) => (await import('./api-keys.js')).createKey(config, args)),
-  'apikey revoke': command(storageEnv, async (config, [id]) => (await import('./api-keys.js')).revokeKey(config, id)),
+  'apikey list': command(storageEnv, async (config) => (await import('./api-keys.js')).listKeys(config)),
+  'apikey revoke': command(storageEnv, async (config, [name]) => (await import('./api-keys.js')).revokeKey(config, name)),
   'mappings check': command(withAmoAuth(amoCommandEnv.extend(mappingsEnv.shape)), async (config) =>
     (await import('./amocrm.js')).mappingsCheck(config),
   ),

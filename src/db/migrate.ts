@@ -9,6 +9,8 @@ import * as m006 from './migrations/006_deal_updates.js';
 import * as m007 from './migrations/007_retention.js';
 import * as m008 from './migrations/008_contact_ownership.js';
 import * as m009 from './migrations/009_admin_orders.js';
+import * as m010 from './migrations/010_directory_and_quota.js';
+import * as m015 from './migrations/015_admin_sessions.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -22,6 +24,8 @@ export async function migrate(db: Db): Promise<void> {
     '007_retention': m007,
     '008_contact_ownership': m008,
     '009_admin_orders': m009,
+    '010_directory_and_quota': m010,
+    '015_admin_sessions': m015,
   };
   const provider: MigrationProvider = {
     async getMigrations() {

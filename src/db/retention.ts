@@ -12,16 +12,24 @@ import type { Database } from './schema.js';
  *   joins it and skips a missing or empty row, so older reports drop out of the timeline.
  * - jobs: `done` ones older than RETENTION are deleted. Dead jobs stay whatever their age:
  *   they wait for a person (`amobridge dead list`), and their last_error is redacted.
- * - webview_tokens and webview_sessions (names and phone) are deleted once expired.
+ * - webview_tokens and webview_sessions (names and phone) are deleted once expired, as are
+ *   admin_sessions (the admin page's).
  * - orders: a final order untouched for RETENTION keeps its ids, status and times; its
  *   snapshot loses the customer (replaced by a redacted one, so the snapshot still reads
  *   as an order) and its webview comment is cleared, as is the comment of a webview
  *   create older than RETENTION that never got its order.
  * - rate_slots: slots long past (the limiter prunes its own, but only while it is used).
+ * - contacts (the directory: a name and the phone's last four digits): the name goes once
+ *   the entry is unused for RETENTION and none of the user's orders still keeps its
+ *   customer (the directory keeps a name no longer than the orders do); the entry goes
+ *   once no order has used it for six months. Safe for a returning user: intake finds the
+ *   contact again through its create claim (amo_creates) or by detmirUserId in amoCRM,
+ *   and records it anew.
+ * - peer_calls: calls older than 8 days (GET /admin/quota looks back 7).
  * - order_log: entries older than RETENTION (they hold ids, statuses and costs; the
  *   admin timeline of an older order shows what the other tables still keep).
  * - orders' search fields (name, phone digits) go with the customer of a purged order.
- * The contact directory, amo_creates, kv and api_keys hold ids and settings, no personal data.
+ * amo_creates, kv and api_keys hold ids and settings, no personal data.
  *
  * Every statement touches at most one batch of rows and commits on its own, and the
  * process yields to waiting I/O between batches, so intake is never held up for long.
@@ -38,6 +46,8 @@ export interface RetentionOptions {
   batchSize?: number;
   /** Statements per rule and run (default 20): a larger backlog takes several runs. */
   maxBatches?: number;
+  /** How long a directory entry is kept unused (default DIRECTORY_KEEP_MS). */
+  directoryKeepMs?: number;
 }
 
 export interface RetentionCounts {
@@ -49,10 +59,19 @@ export interface RetentionCounts {
   /** Used webview sign-in tokens (not named "tokens": the logger masks such fields). */
   signInsDeleted: number;
   sessionsDeleted: number;
+  adminSessionsDeleted: number;
   rateSlotsDeleted: number;
+  directoryNamesCleared: number;
+  directoryEntriesDeleted: number;
+  peerCallsDeleted: number;
   /** Order log entries (the admin timeline's own record) older than RETENTION. */
   orderLogDeleted: number;
 }
+
+/** Six months: a user silent that long is looked up again when they come back. */
+export const DIRECTORY_KEEP_MS = 183 * 24 * 3600_000;
+/** GET /admin/quota reports 7 days; one more covers any clock skew between instances. */
+export const PEER_CALLS_KEEP_MS = 8 * 24 * 3600_000;
 
 /**
  * Rate slots are stamped by the database's clock and counted over the last second; ten
@@ -92,7 +111,30 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
   });
   const signInsDeleted = await batches((limit) => deleteBefore(db, 'webview_tokens', 'token_id', 'expires_at', now, limit));
   const sessionsDeleted = await batches((limit) => deleteBefore(db, 'webview_sessions', 'id_hash', 'expires_at', now, limit));
+  const adminSessionsDeleted = await batches((limit) => deleteBefore(db, 'admin_sessions', 'id_hash', 'expires_at', now, limit));
   const rateSlotsDeleted = await batches((limit) => deleteBefore(db, 'rate_slots', 'id', 'at', now - RATE_SLOT_KEEP_MS, limit));
+  const directoryNamesCleared = await batches(async (limit) => {
+    const due = k
+      .selectFrom('contacts as c')
+      .select('c.user_id')
+      .where('c.name', 'is not', null)
+      .where('c.last_used_at', '<', bodyCutoff)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('orders as o')
+              .select('o.order_id')
+              .whereRef('o.user_id', '=', 'c.user_id')
+              .where(sql<boolean>`(o.pii_purged_at is null or o.pii_purged_at < o.updated_at)`),
+          ),
+        ),
+      )
+      .limit(limit);
+    return Number((await k.updateTable('contacts').set({ name: null, name_key: null }).where('user_id', 'in', due).executeTakeFirst()).numUpdatedRows);
+  });
+  const directoryCutoff = now - (options.directoryKeepMs ?? DIRECTORY_KEEP_MS);
+  const directoryEntriesDeleted = await batches((limit) => deleteBefore(db, 'contacts', 'user_id', 'last_used_at', directoryCutoff, limit));
+  const peerCallsDeleted = await batches((limit) => deleteBefore(db, 'peer_calls', 'id', 'at', now - PEER_CALLS_KEEP_MS, limit));
   const orderLogDeleted = await batches((limit) => deleteBefore(db, 'order_log', 'id', 'at', bodyCutoff, limit));
   return {
     inboxBodiesEmptied,
@@ -102,7 +144,11 @@ export async function retentionOnce(options: RetentionOptions, now = Date.now())
     abandonedCommentsCleared,
     signInsDeleted,
     sessionsDeleted,
+    adminSessionsDeleted,
     rateSlotsDeleted,
+    directoryNamesCleared,
+    directoryEntriesDeleted,
+    peerCallsDeleted,
     orderLogDeleted,
   };
 }

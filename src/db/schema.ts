@@ -23,6 +23,8 @@ export interface Database {
   order_history: OrderHistoryTable;
   paused_users: PausedUsersTable;
   order_log: OrderLogTable;
+  peer_calls: PeerCallsTable;
+  admin_sessions: AdminSessionsTable;
 }
 
 /** Every accepted webhook, raw, before any work is done on it. */
@@ -118,6 +120,14 @@ export interface ContactsTable {
   synced_fields: string | null;
   /** createdAt (ms) of the order those values came from; null: seen in amoCRM, not from an order. */
   synced_order_at: number | null;
+  /** The customer's name as Company 1 last sent it (src/sync/contact-directory.ts); null: not known. */
+  name: string | null;
+  /** `name` as the admin search matches it: lower case, ё as е. */
+  name_key: string | null;
+  /** The last four digits of the customer's phone; the whole phone is never kept here. */
+  phone_last4: string | null;
+  /** When an order last used this entry; retention drops entries unused for six months. */
+  last_used_at: number | null;
 }
 
 /**
@@ -231,6 +241,28 @@ export interface OrderHistoryTable {
   subscription_status: string | null;
 }
 
+/** Outside services the bridge calls. */
+export const PEERS = ['amocrm', 'partner'] as const;
+export type Peer = (typeof PEERS)[number];
+
+/** How an exchange ended: the status class, a 429 apart, or no answer at all. */
+export const CALL_OUTCOMES = ['2xx', '4xx', '429', '5xx', 'timeout', 'network'] as const;
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+
+/** Every HTTP exchange with amoCRM and Company 1 (src/admin/peer-calls.ts), kept 8 days, for GET /admin/quota. */
+export interface PeerCallsTable {
+  id: Generated<number>;
+  peer: Peer;
+  /** Method and route template, e.g. `GET /api/v4/leads/{id}`: never an id or a query. */
+  endpoint: string;
+  outcome: CallOutcome;
+  /** The order the call was made for, when it was made for exactly one. */
+  order_id: string | null;
+  /** When the exchange ended. */
+  at: number;
+  duration_ms: number;
+}
+
 export type Job = Selectable<JobsTable>;
 export type NewJob = Insertable<JobsTable>;
 export type Order = Selectable<OrdersTable>;
@@ -269,4 +301,17 @@ export interface OrderLogTable {
   source: OrderLogSource;
   event: string;
   detail: string;
+}
+
+/** Sessions of the admin page (/admin/ui); the cookie holds the id, this table only its SHA-256. */
+export interface AdminSessionsTable {
+  id_hash: string;
+  /** The API key signed in with (api_keys.id): its scopes, and whether it is still valid, are read on each request. */
+  key_id: string;
+  /** The synchronizer token every form of the session carries. */
+  csrf_token: string;
+  /** A one-time notice for the next page (post/redirect/get), as JSON; null when none. */
+  flash: string | null;
+  created_at: number;
+  expires_at: number;
 }

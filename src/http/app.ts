@@ -1,4 +1,6 @@
 import express, { type Express } from 'express';
+import { type AdminUiDeps, adminUiRouter } from '../admin-ui/router.js';
+import type { QuotaSources } from '../admin/quota.js';
 import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -21,6 +23,10 @@ export interface AppDeps {
   onWorkEnqueued(): void;
   /** How long amoCRM stage events wait to gather into one batch (default 2 s). */
   amoEventGatherMs?: number;
+  /** What GET /admin/quota reads beside the database. */
+  quota: QuotaSources;
+  /** The admin page: mounted at /admin/ui when given. */
+  adminUi?: AdminUiDeps;
   /** The webview (stage 3): mounted at /webview when given. */
   webview?: WebviewDeps;
 }
@@ -76,7 +82,11 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
-  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+  // Admin page: HTML under /admin/ui with its own sign-in, not-found and error pages.
+  if (deps.adminUi) {
+    app.use(adminUiRouter({ ...deps.adminUi, quota: deps.quota, db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued }));
+  }
+  app.use(adminRouter({ db: deps.db, logger: deps.logger, onWorkEnqueued: deps.onWorkEnqueued, quota: deps.quota }));
 
   // Webview: HTML pages with their own not-found and error pages under /webview.
   if (deps.webview) {

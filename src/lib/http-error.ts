@@ -63,6 +63,16 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/**
+ * A service refused our credentials (a 401, or a token amoCRM will no longer refresh):
+ * no attempt succeeds until a person fixes them, and then every one does. Work waits for
+ * that instead of spending its attempts (src/queue/finish.ts).
+ */
+export function isRefusal(error: unknown): boolean {
+  if (error instanceof HttpError) return error.status === 401;
+  return error instanceof CredentialsRefusedError;
+}
+
 /** Whether an error is worth another attempt; unknown errors are treated as transient. */
 export function isRetryable(error: unknown): boolean {
   if (error instanceof HttpError || error instanceof TransportError) return error.retryable;
@@ -73,4 +83,9 @@ export function isRetryable(error: unknown): boolean {
 /** A failure that no retry can fix; the message says what a person must do. */
 export class PermanentError extends Error {
   override name = 'PermanentError';
+}
+
+/** Credentials refused before any request could be made (no stored token, a refused refresh). */
+export class CredentialsRefusedError extends PermanentError {
+  override name = 'CredentialsRefusedError';
 }

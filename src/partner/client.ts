@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { HealthSignal, ServiceHealth } from '../health/service-health.js';
 import { HttpError, PermanentError, TransportError, parseRetryAfter } from '../lib/http-error.js';
+import { callOutcomeOf, type PeerCallSink } from '../db/peer-calls.js';
 import { outcomeOf, type Metrics } from '../metrics.js';
 import {
   changedOrdersQuerySchema,
@@ -39,6 +40,8 @@ export interface PartnerClientOptions {
   metrics?: Metrics;
   /** Told the outcome of every request (readiness). */
   health?: ServiceHealth;
+  /** Told of every exchange, for GET /admin/quota. */
+  calls?: PeerCallSink;
 }
 
 /** The user whose orders a health probe lists: reserved, so the answer is an empty list. */
@@ -76,6 +79,7 @@ export class PartnerClient {
   private readonly fetchFn: typeof fetch;
   private readonly metrics: Metrics | undefined;
   private readonly health: ServiceHealth | undefined;
+  private readonly calls: PeerCallSink | undefined;
 
   constructor(options: PartnerClientOptions) {
     // A trailing slash makes `new URL('orders', base)` keep any path prefix of the base.
@@ -86,6 +90,7 @@ export class PartnerClient {
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     this.metrics = options.metrics;
     this.health = options.health;
+    this.calls = options.calls;
   }
 
   async getOrder(id: string): Promise<Order> {
@@ -147,6 +152,7 @@ export class PartnerClient {
     // One signal for headers and body: a server that sends headers and then stalls
     // must time out too, not hang the worker.
     const signal = AbortSignal.timeout(this.timeoutMs);
+    const started = performance.now();
     let status: number;
     let text: string;
     let retryAfter: string | null;
@@ -162,10 +168,10 @@ export class PartnerClient {
       text = await response.text();
     } catch (error) {
       const failure = new TransportError('partner', method, path, describeTransportFailure(error, this.timeoutMs));
-      this.observe(method, route, isTimeout(error) ? 'timeout' : 'network', failure.reason);
+      this.observe(method, route, isTimeout(error) ? 'timeout' : 'network', started, failure.reason);
       throw failure;
     }
-    this.observe(method, route, status);
+    this.observe(method, route, status, started);
 
     if (status < 200 || status > 299) {
       throw new HttpError('partner', method, path, status, text, parseRetryAfter(retryAfter));
@@ -188,8 +194,10 @@ export class PartnerClient {
     return parsed.data;
   }
 
-  private observe(method: string, route: string, outcome: number | 'timeout' | 'network', reason?: string): void {
+  private observe(method: string, route: string, outcome: number | 'timeout' | 'network', started: number, reason?: string): void {
     this.metrics?.partnerRequests.inc({ endpoint: `${method} ${route}`, outcome: outcomeOf(outcome) });
+    // The route keeps its query's name: listing a user's orders and the sweep's changes differ.
+    this.calls?.record({ peer: 'partner', endpoint: `${method} ${route.replace(/:id/g, '{id}')}`, outcome: callOutcomeOf(outcome), durationMs: performance.now() - started });
     this.health?.record(partnerSignal(outcome, reason));
   }
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, Job } from '../db/schema.js';
 import { DEFAULT_MAX_ATTEMPTS } from './enqueue.js';
 
@@ -27,4 +27,41 @@ export async function replayDeadJob(db: Kysely<Database>, id: number, now = Date
     .where('status', '=', 'dead')
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
+}
+
+/** The dead jobs that went dead at or after `since` (and before `until`), of one kind or all: their ids, oldest first. */
+export async function deadJobIdsSince(
+  db: Kysely<Database>,
+  filter: { since: number; until: number; kind?: string },
+): Promise<number[]> {
+  let query = db
+    .selectFrom('jobs')
+    .select('id')
+    .where('status', '=', 'dead')
+    .where('updated_at', '>=', filter.since)
+    .where('updated_at', '<', filter.until);
+  if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
+  return (await query.orderBy('id').execute()).map((r) => r.id);
+}
+
+/**
+ * Replays dead jobs by id as replayDeadJob does, a batch per statement so a large dead
+ * letter never holds the table for long; a job no longer dead is skipped. Answers how
+ * many went back to the queue.
+ */
+export async function replayDeadJobs(db: Kysely<Database>, ids: number[], options: { batchSize?: number; now?: () => number } = {}): Promise<number> {
+  const size = options.batchSize ?? 100;
+  const clock = options.now ?? Date.now;
+  let replayed = 0;
+  for (let i = 0; i < ids.length; i += size) {
+    const now = clock();
+    const result = await db
+      .updateTable('jobs')
+      .set({ status: 'queued', run_at: now, max_attempts: sql<number>`attempts + ${DEFAULT_MAX_ATTEMPTS}`, updated_at: now })
+      .where('id', 'in', ids.slice(i, i + size))
+      .where('status', '=', 'dead')
+      .executeTakeFirst();
+    replayed += Number(result.numUpdatedRows);
+  }
+  return replayed;
 }

@@ -1,4 +1,4 @@
-import { isRetryable } from '../lib/http-error.js';
+import { isRefusal, isRetryable } from '../lib/http-error.js';
 import { redactText } from '../lib/redact.js';
 
 /** What a job's failure is made of, as the queue keeps and logs it. */
@@ -7,6 +7,8 @@ export interface Failure {
   /** Where it was thrown: the stack frames without the message line, then any causes. */
   stack?: string;
   retryable: boolean;
+  /** Credentials were refused: the job waits for a person to fix them, spending no attempt. */
+  refused?: boolean;
   /** The wait a server asked for (Retry-After), if it said. */
   retryAfterMs?: number;
 }
@@ -29,6 +31,7 @@ export function describeFailure(error: unknown): Failure {
     message: redactText(error instanceof Error ? error.message : String(error)),
     ...(stack ? { stack } : {}),
     retryable: isRetryable(error),
+    refused: isRefusal(error),
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   };
 }

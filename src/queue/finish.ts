@@ -17,27 +17,46 @@ export async function completeJob(db: Kysely<Database>, job: Job, now = Date.now
     .execute();
 }
 
-export type FailOutcome = 'retry' | 'dead';
+/** A failed attempt that is not retried (JobResult `abandoned`): done, with its error kept. */
+export async function abandonJob(db: Kysely<Database>, job: Job, failure: Pick<Failure, 'message' | 'stack'>, now = Date.now()): Promise<void> {
+  await db
+    .updateTable('jobs')
+    .set({ status: 'done', locked_by: null, locked_until: null, last_error: lastErrorText(failure), updated_at: now })
+    .where('id', '=', job.id)
+    .where('locked_by', '=', job.locked_by)
+    .execute();
+}
+
+export type FailOutcome = 'retry' | 'wait' | 'dead';
+
+/** Refused credentials are retried at least this often, so work resumes soon after a person fixes them. */
+export const REFUSAL_MAX_WAIT_MS = 60_000;
+const waitPolicy = (policy: BackoffPolicy): BackoffPolicy => ({ baseMs: policy.baseMs, maxMs: Math.min(policy.maxMs, REFUSAL_MAX_WAIT_MS) });
 
 /**
  * An attempt failed: the job waits as `retrying` for its next one (backoff, or later if
  * the server asked), or goes to the dead letter when it is spent or the failure is
  * permanent. last_error keeps the message and the stack.
+ *
+ * Refused credentials (`wait`) are not the job's fault and no attempt succeeds until a
+ * person fixes them: the job waits as `retrying` with backoff, its attempt given back,
+ * however long that takes.
  */
 export async function failJob(
   db: Kysely<Database>,
   job: Job,
-  failure: Pick<Failure, 'message' | 'stack' | 'retryable' | 'retryAfterMs'>,
+  failure: Pick<Failure, 'message' | 'stack' | 'retryable' | 'refused' | 'retryAfterMs'>,
   policy: BackoffPolicy,
   now = Date.now(),
 ): Promise<FailOutcome> {
   const spent = job.attempts >= job.max_attempts;
-  const outcome: FailOutcome = failure.retryable && !spent ? 'retry' : 'dead';
+  const outcome: FailOutcome = failure.refused ? 'wait' : failure.retryable && !spent ? 'retry' : 'dead';
   await db
     .updateTable('jobs')
     .set({
-      status: outcome === 'retry' ? 'retrying' : 'dead',
-      run_at: outcome === 'retry' ? nextRunAt(now, job.attempts, policy, failure.retryAfterMs) : job.run_at,
+      status: outcome === 'dead' ? 'dead' : 'retrying',
+      run_at: outcome === 'dead' ? job.run_at : nextRunAt(now, job.attempts, outcome === 'wait' ? waitPolicy(policy) : policy, failure.retryAfterMs),
+      max_attempts: outcome === 'wait' ? job.max_attempts + 1 : job.max_attempts,
       locked_by: null,
       locked_until: null,
       last_error: lastErrorText(failure),

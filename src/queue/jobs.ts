@@ -27,7 +27,12 @@ export type JobResult =
   | { type: 'done' }
   /** Not a failure: wait and try again without spending an attempt. */
   | { type: 'postpone'; delayMs: number; reason: string }
-  | { type: 'failed'; error: unknown };
+  | { type: 'failed'; error: unknown }
+  /**
+   * Failed, and not to be retried: something else takes over (a periodic job's next run,
+   * see ./schedule.ts). It ends as `done` with its error kept, never in the dead letter.
+   */
+  | { type: 'abandoned'; error: unknown };
 
 /**
  * Runs the jobs of one kind. It gets a whole batch (at most one job per key, thanks to

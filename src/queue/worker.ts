@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { Job } from '../db/schema.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import { describeFailure } from './failure.js';
-import { completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
+import { abandonJob, completeJob, expireLeases, failJob, postponeJob, releaseJob } from './finish.js';
 import { type JobHandler, type JobResult, type PayloadJob, parsePayload } from './jobs.js';
 import { leaseJobs, leaseSuspects } from './lease.js';
 
@@ -31,7 +32,10 @@ export interface WorkerOptions {
 }
 
 /** How an attempt ended, as onSettled hears it. */
-export type SettledOutcome = { type: 'done' } | { type: 'postponed'; reason: string } | { type: 'retry' | 'dead'; error: string };
+export type SettledOutcome =
+  | { type: 'done' }
+  | { type: 'postponed'; reason: string }
+  | { type: 'retry' | 'wait' | 'dead' | 'abandoned'; error: string };
 
 /** Jobs leased together, and how to tell the worker they are over. */
 interface Taken {
@@ -266,7 +270,9 @@ export class Worker {
     }
     if (handler && parsed.length > 0) {
       try {
-        for (const [id, result] of await handler.run(parsed)) results.set(id, result);
+        // Outbound calls of the batch count for its orders (src/lib/call-context.ts).
+        const orderIds = parsed.flatMap((job) => (job.job_key.startsWith('order:') ? [job.job_key.slice('order:'.length)] : []));
+        for (const [id, result] of await onBehalfOf(orderIds, () => handler.run(parsed))) results.set(id, result);
       } catch (error) {
         for (const job of parsed) results.set(job.id, { type: 'failed', error });
       }
@@ -292,10 +298,18 @@ export class Worker {
       return this.tell(job, { type: 'postponed', reason: result.reason });
     }
     const failure = describeFailure(result.error);
+    if (result.type === 'abandoned') {
+      await abandonJob(db.kysely, job, failure);
+      metrics?.jobsFinished.inc({ kind: job.kind, result: 'abandoned' });
+      logger.warn('job.abandoned', { ...fields, error: failure.message, stack: failure.stack });
+      return this.tell(job, { type: 'abandoned', error: failure.message });
+    }
     const outcome = await failJob(db.kysely, job, failure, this.backoff);
-    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome });
-    const log = outcome === 'dead' ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log(outcome === 'dead' ? 'job.dead' : 'job.retry', { ...fields, error: failure.message, stack: failure.stack });
+    metrics?.jobsFinished.inc({ kind: job.kind, result: outcome === 'wait' ? 'retry' : outcome });
+    // A refusal was logged once, with its fix, by the service's health tracker: each job waiting on it is no news.
+    if (outcome === 'wait') logger.debug('job.waiting_for_credentials', { ...fields, error: failure.message });
+    else if (outcome === 'dead') logger.error('job.dead', { ...fields, error: failure.message, stack: failure.stack });
+    else logger.warn('job.retry', { ...fields, error: failure.message, stack: failure.stack });
     await this.tell(job, { type: outcome, error: failure.message });
   }
 

@@ -162,7 +162,7 @@ async function recordSynced(db: Db, c: Candidate, syncedFields: string): Promise
   const synced = { synced_fields: syncedFields, synced_order_at: c.orderAt };
   await db.kysely
     .insertInto('contacts')
-    .values({ user_id: c.userId, contact_id: c.contactId, created_at: Date.now(), ...synced })
+    .values({ user_id: c.userId, contact_id: c.contactId, created_at: Date.now(), last_used_at: Date.now(), ...synced })
     .onConflict((oc) => oc.column('user_id').doUpdateSet(synced).where('contacts.contact_id', '=', c.contactId))
     .execute();
 }

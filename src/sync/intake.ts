@@ -1,5 +1,6 @@
 import type { Db } from '../db/connect.js';
 import type { Order as OrderRow } from '../db/schema.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import { isRetryable } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
@@ -14,6 +15,7 @@ import {
   settleClaim,
   takeClaim,
 } from './claims.js';
+import { type DirectoryUse, touchDirectory } from './contact-directory.js';
 import { contactValuesOf } from './contact-fields.js';
 import { appendOrderLog } from './order-log.js';
 import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
@@ -72,7 +74,7 @@ export async function intakeOrders(
 ): Promise<Map<string, IntakeOutcome>> {
   const outcomes = new Map<string, IntakeOutcome>();
   const lookups = await mapLimited(rows, deps.lookupConcurrency ?? 8, (row) =>
-    lookUp(deps, row, jobOf.get(row.order_id) ?? 0).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+    onBehalfOf([row.order_id], () => lookUp(deps, row, jobOf.get(row.order_id) ?? 0)).catch((error: unknown): Lookup => ({ type: 'failed', error })),
   );
 
   const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
@@ -98,7 +100,23 @@ export async function intakeOrders(
   }
   // A returning user's contact gets the fields Company 1 owns that changed (none by default).
   await syncContactFields(deps, rows, outcomes);
+  await touchDirectory(deps.db.kysely, directoryUses(rows, outcomes));
   return outcomes;
+}
+
+/** Each user with a ready order, as their newest order in the batch names them. */
+function directoryUses(rows: OrderRow[], outcomes: Map<string, IntakeOutcome>): DirectoryUse[] {
+  const byUser = new Map<string, DirectoryUse & { at: number }>();
+  for (const row of rows) {
+    const outcome = outcomes.get(row.order_id);
+    if (outcome?.type !== 'ready') continue;
+    const order = orderSchema.parse(JSON.parse(row.snapshot));
+    const at = Date.parse(order.createdAt) || 0;
+    const seen = byUser.get(row.user_id);
+    if (seen && seen.at > at) continue;
+    byUser.set(row.user_id, { userId: row.user_id, contactId: outcome.contactId, customer: order.customer, at });
+  }
+  return [...byUser.values()];
 }
 
 async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<Lookup> {
@@ -295,7 +313,7 @@ async function recordContact(deps: IntakeDeps, userId: string, contactId: number
   await deps.db.kysely.transaction().execute(async (trx) => {
     await trx
       .insertInto('contacts')
-      .values({ user_id: userId, contact_id: contactId, created_at: Date.now(), ...syncedColumns(deps.mappings.contactOwnership, seen) })
+      .values({ user_id: userId, contact_id: contactId, created_at: Date.now(), last_used_at: Date.now(), ...syncedColumns(deps.mappings.contactOwnership, seen) })
       .onConflict((oc) => oc.column('user_id').doNothing())
       .execute();
     await settleClaim(trx, contactClaimKey(userId), contactId);

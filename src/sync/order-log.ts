@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, Job, OrderLogSource } from '../db/schema.js';
 import { redact, redactText } from '../lib/redact.js';
+import type { SettledOutcome } from '../queue/worker.js';
 
 /**
  * The order log: what the worker did and decided about an order, append-only, for the
@@ -44,9 +45,6 @@ export function fieldChanges<T extends Record<string, unknown>>(before: T, after
   return changes;
 }
 
-/** How a job attempt ended, as the worker settled it. */
-export type JobOutcome = { type: 'done' } | { type: 'postponed'; reason: string } | { type: 'retry' | 'dead'; error: string };
-
 /** The order a job key is about: `order:<id>`, or `deal:<id>` through the order linked to that deal. */
 export async function orderOfJobKey(db: Kysely<Database>, key: string): Promise<string | undefined> {
   if (key.startsWith('order:')) return key.slice('order:'.length);
@@ -62,12 +60,12 @@ export async function orderOfJobKey(db: Kysely<Database>, key: string): Promise<
  * into that order's log with its outcome; a dead one with the reason a person reads.
  */
 export function recordJobOutcome(db: Kysely<Database>) {
-  return async (job: Job, outcome: JobOutcome): Promise<void> => {
+  return async (job: Job, outcome: SettledOutcome): Promise<void> => {
     const orderId = await orderOfJobKey(db, job.job_key);
     if (!orderId) return;
     const detail: Record<string, unknown> = { jobId: job.id, kind: job.kind, attempt: job.attempts, outcome: outcome.type };
     if (outcome.type === 'postponed') detail.reason = outcome.reason;
-    if (outcome.type === 'retry' || outcome.type === 'dead') detail.error = redactText(outcome.error.split('\n')[0] ?? '');
+    if ('error' in outcome) detail.error = redactText(outcome.error.split('\n')[0] ?? '');
     await appendOrderLog(db, [{ orderId, source: 'bridge', event: outcome.type === 'dead' ? 'job.dead_letter' : 'job.attempt', detail }]);
   };
 }

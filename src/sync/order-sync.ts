@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { type AdditionalInfo, type Order, orderSchema, orderStatusSchema } from '../partner/schema.js';
 import type { JobResult } from '../queue/jobs.js';
+import { onBehalfOf } from '../lib/call-context.js';
 import { PermanentError } from '../lib/http-error.js';
 import { desiredAdditionalInfo, sameAdditionalInfo } from './additional-info.js';
 import { dealBelongsTo } from './deal-ownership.js';
@@ -71,17 +72,19 @@ export function orderSyncHandler(deps: OrderSyncDeps): SyncJobHandler<typeof ORD
       });
       const ready = plans.filter((p) => p !== undefined);
       const refused = await checkDeals(deps, ready);
-      await mapLimited(ready, 8, async (plan) => {
-        try {
-          const refusal = refused.get(plan.job.id);
-          if (refusal) throw refusal;
-          await pushAdditionalInfo(deps, plan);
-          await updateDeal(deps, plan);
-          results.set(plan.job.id, { type: 'done' });
-        } catch (error) {
-          results.set(plan.job.id, { type: 'failed', error });
-        }
-      });
+      await mapLimited(ready, 8, (plan) =>
+        onBehalfOf([plan.row.order_id], async () => {
+          try {
+            const refusal = refused.get(plan.job.id);
+            if (refusal) throw refusal;
+            await pushAdditionalInfo(deps, plan);
+            await updateDeal(deps, plan);
+            results.set(plan.job.id, { type: 'done' });
+          } catch (error) {
+            results.set(plan.job.id, { type: 'failed', error });
+          }
+        }),
+      );
       return results;
     },
   });

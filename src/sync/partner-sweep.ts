@@ -7,7 +7,7 @@ import { takeInPartnerOrder } from '../inbox/accept-partner-event.js';
 import { HttpError } from '../lib/http-error.js';
 import type { Logger } from '../logger.js';
 import { MAX_ORDER_PAGE_LIMIT, type Order, type OrderPage, type OrderWebhook } from '../partner/schema.js';
-import type { JobResult } from '../queue/jobs.js';
+import { periodicRun, type Schedule, startSchedule } from '../queue/schedule.js';
 import { PARTNER_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
 import type { PartnerPort } from './ports.js';
 
@@ -167,28 +167,23 @@ function safeJson(text: string): unknown {
 }
 
 /**
- * Scheduling glue, kept to this one handler and its scheduler so it moves easily onto a
- * scheduler: the sweep is a job with one key (several instances never sweep at once),
- * and each run queues the next, one interval on, or at once while a backlog remains.
+ * A periodic job (src/queue/schedule.ts): one key, so several instances never sweep at
+ * once; each run queues the next, one interval on, or at once while a backlog remains,
+ * sooner with backoff after a failure; none is ever dead.
  */
-export function partnerSweepHandler(deps: PartnerSweepDeps & { intervalMs: number }): SyncJobHandler<typeof PARTNER_SWEEP> {
-  return syncJobs.handler(PARTNER_SWEEP, {
-    async run(jobs) {
-      let outcome: JobResult = { type: 'done' };
-      let more = false;
-      try {
-        more = (await partnerSweepOnce(deps)).more;
-      } catch (error) {
-        outcome = { type: 'failed', error };
-      }
-      await schedulePartnerSweep(deps.db, deps.intervalMs, more ? 0 : deps.intervalMs);
-      return new Map(jobs.map((job) => [job.id, outcome]));
-    },
-  });
+export function partnerSweepHandler(deps: PartnerSweepDeps & { intervalMs: number; retryBaseMs?: number }): SyncJobHandler<typeof PARTNER_SWEEP> {
+  return syncJobs.handler(
+    PARTNER_SWEEP,
+    periodicRun(deps, partnerSweepSchedule(deps.intervalMs, deps.retryBaseMs), async () => ({ again: (await partnerSweepOnce(deps)).more })),
+  );
 }
 
-/** Queues the next sweep `delayMs` from now (one interval by default); an interval of 0 turns the sweep off. */
-export async function schedulePartnerSweep(db: Db, intervalMs: number, delayMs = intervalMs, now = Date.now()): Promise<void> {
-  if (intervalMs <= 0) return;
-  await syncJobs.enqueue(db.kysely, PARTNER_SWEEP, {}, { key: 'partner-sweep', runAt: now + delayMs, maxAttempts: 3 }, now);
+/** The partner sweep's schedule; an interval of 0 turns it off. */
+export function partnerSweepSchedule(intervalMs: number, retryBaseMs?: number): Schedule {
+  return { kind: PARTNER_SWEEP, key: 'partner-sweep', intervalMs, retryBaseMs };
+}
+
+/** At start: the waiting partner sweep, created or re-timed (see startSchedule). */
+export async function schedulePartnerSweep(db: Db, intervalMs: number, now = Date.now(), logger?: Logger): Promise<void> {
+  await startSchedule(db, partnerSweepSchedule(intervalMs), logger, now);
 }

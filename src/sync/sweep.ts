@@ -3,7 +3,7 @@ import { readKv, writeKv } from '../db/kv.js';
 import type { Logger } from '../logger.js';
 import type { Mappings } from '../mappings/resolve.js';
 import { orderSchema } from '../partner/schema.js';
-import type { JobResult } from '../queue/jobs.js';
+import { periodicRun, type Schedule, startSchedule } from '../queue/schedule.js';
 import { DEAL_RECONCILE, DEALS_SWEEP, type SyncJobHandler, syncJobs } from './jobs.js';
 import { dealBelongsTo } from './deal-ownership.js';
 import { dealStateOf, planOrderUpdate } from './plan-order-update.js';
@@ -21,33 +21,34 @@ export interface SweepDeps {
   mappings: Mappings;
   logger: Logger;
   intervalMs: number;
+  /** The first wait after a failed sweep (see Schedule). */
+  retryBaseMs?: number;
 }
 
 /**
  * The backstop for webhooks that never arrive: every interval, read the pipeline's deals
  * updated since the last cursor (paged) and queue a reconcile for each deal whose order
- * is not where the table says it should be. The sweep is itself a job with one key, so
- * several instances never sweep at once; each run schedules the next.
+ * is not where the table says it should be. A periodic job (src/queue/schedule.ts): one
+ * key, so several instances never sweep at once, and an amoCRM outage of any length
+ * only delays it.
  */
 export function sweepHandler(deps: SweepDeps): SyncJobHandler<typeof DEALS_SWEEP> {
-  return syncJobs.handler(DEALS_SWEEP, {
-    async run(jobs) {
-      const results = new Map<number, JobResult>();
-      try {
-        await sweepOnce(deps);
-        for (const job of jobs) results.set(job.id, { type: 'done' });
-      } catch (error) {
-        for (const job of jobs) results.set(job.id, { type: 'failed', error });
-      }
-      await scheduleSweep(deps.db, deps.intervalMs);
-      return results;
-    },
-  });
+  return syncJobs.handler(
+    DEALS_SWEEP,
+    periodicRun(deps, sweepSchedule(deps.intervalMs, deps.retryBaseMs), async () => {
+      await sweepOnce(deps);
+    }),
+  );
 }
 
-export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now()): Promise<void> {
-  if (intervalMs <= 0) return;
-  await syncJobs.enqueue(db.kysely, DEALS_SWEEP, {}, { key: 'sweep', runAt: now + intervalMs, maxAttempts: 3 }, now);
+/** The sweep's schedule; an interval of 0 turns it off. */
+export function sweepSchedule(intervalMs: number, retryBaseMs?: number): Schedule {
+  return { kind: DEALS_SWEEP, key: 'sweep', intervalMs, retryBaseMs };
+}
+
+/** At start: the waiting sweep, created or re-timed (see startSchedule). */
+export async function scheduleSweep(db: Db, intervalMs: number, now = Date.now(), logger?: Logger): Promise<void> {
+  await startSchedule(db, sweepSchedule(intervalMs), logger, now);
 }
 
 /**

@@ -21,6 +21,17 @@ export function anOrder(status: OrderStatus, extra: Partial<Order> = {}): Order 
   };
 }
 
+/** An order placed by a real-looking customer (Cyrillic name, full phone), as a webview user places it. */
+export function aCustomerOrder(extra: Partial<Order> = {}): Order {
+  return anOrder('on_approval', {
+    id: 'DM-000042',
+    customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' },
+    createdAt: '2025-03-01T10:00:00.000Z',
+    updatedAt: '2025-03-01T10:00:00.000Z',
+    ...extra,
+  });
+}
+
 /** A user orders in Company 1's app; resolves once the bridge wrote the deal's id back. */
 export async function linkedOrder(stack: Stack, userId: string): Promise<{ order: Order; dealId: number }> {
   const created = await stack.partner.createOrderAsUser({ userId, customer: { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' } });

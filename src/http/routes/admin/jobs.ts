@@ -1,10 +1,16 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../../db/schema.js';
-import { listDeadJobs, replayDeadJob } from '../../../queue/dead-letter.js';
+import { deadJobIdsSince, listDeadJobs, replayDeadJob, replayDeadJobs } from '../../../queue/dead-letter.js';
+import { syncJobs } from '../../../sync/jobs.js';
 import { sendProblem } from '../../problem.js';
 import type { AdminDeps } from './index.js';
 import type { RequireScope } from './require-scope.js';
+
+const replaySinceSchema = z.strictObject({
+  since: z.iso.datetime({ offset: true, error: 'since must be an ISO 8601 date and time, e.g. 2026-01-31T08:00:00Z' }),
+  kind: z.enum(syncJobs.kinds as [string, ...string[]]).optional(),
+});
 
 /** Dead letters and the jobs around them: list, look, replay. */
 export function adminJobsRouter(deps: AdminDeps, requireScope: RequireScope): Router {
@@ -26,6 +32,25 @@ export function adminJobsRouter(deps: AdminDeps, requireScope: RequireScope): Ro
             .limit(query.data.limit)
             .execute();
     res.json({ items: jobs.map(jobView) });
+  });
+
+  // Every dead job since a moment (of one kind): counted now, replayed in the background.
+  router.post('/admin/jobs/replay', requireScope('jobs:replay'), express.json({ limit: '4kb' }), async (req, res) => {
+    const body = replaySinceSchema.safeParse(req.body ?? {});
+    if (!body.success) return sendProblem(res, 400, 'Bad body', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    const filter = { since: Date.parse(body.data.since), until: Date.now(), kind: body.data.kind };
+    const ids = await deadJobIdsSince(deps.db.kysely, filter);
+    const fields = { since: body.data.since, kind: body.data.kind, jobs: ids.length, apiKey: res.locals.apiKey };
+    deps.logger.info('admin.jobs_replay_started', fields);
+    res.status(202).json({ count: ids.length });
+    if (ids.length === 0) return;
+    replayDeadJobs(deps.db.kysely, ids).then(
+      (replayed) => {
+        deps.logger.info('admin.jobs_replayed', { ...fields, replayed });
+        deps.onWorkEnqueued();
+      },
+      (error: unknown) => deps.logger.error('admin.jobs_replay_failed', { ...fields, error: String(error) }),
+    );
   });
 
   router.post('/admin/jobs/:id/replay', requireScope('jobs:replay'), async (req, res) => {
