@@ -143,6 +143,7 @@ export const en = (): AdminMessages => ({
       'order.patched': 'Order updated at Company 1',
       'deal.created': 'Deal created',
       'deal.found': 'Deal found',
+      'contact.updated': 'Contact updated in amoCRM',
       'deal.noted': 'Note on the deal',
       'deal.moved': 'Deal moved',
       decision: 'Decision',

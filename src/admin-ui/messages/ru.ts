@@ -162,6 +162,7 @@ export const ru = () => ({
       'order.patched': 'Заказ обновлён в Компании 1',
       'deal.created': 'Создана сделка',
       'deal.found': 'Найдена сделка',
+      'contact.updated': 'Контакт обновлён в amoCRM',
       'deal.noted': 'Примечание в сделке',
       'deal.moved': 'Сделка перенесена',
       decision: 'Решение',
