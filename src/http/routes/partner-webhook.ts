@@ -1,7 +1,7 @@
 import express, { type Router } from 'express';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import type { Db } from '../../db/connect.js';
-import { acceptPartnerEvent } from '../../inbox/accept-partner-event.js';
+import { createPartnerAcceptor } from '../../inbox/accept-partner-event.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
 import { orderWebhookSchema } from '../../partner/schema.js';
@@ -22,10 +22,12 @@ const MAX_BODY = '256kb';
 /**
  * POST /webhooks/partner: Standard Webhooks verification over the raw bytes (the
  * reference library: HMAC-SHA256, constant-time compare, 5-minute timestamp window),
- * then the zod schema, then one transaction. Rejections persist nothing.
+ * then the zod schema, then one transaction (shared with the webhooks that arrive alongside,
+ * see createPartnerAcceptor; the answer still follows its commit). Rejections persist nothing.
  */
 export function partnerWebhookRouter(deps: PartnerWebhookDeps): Router {
   const verifier = new Webhook(deps.secret);
+  const acceptor = createPartnerAcceptor(deps.db, { onCommit: (size) => deps.metrics.webhooksPerCommit.observe(size) });
   const router = express.Router();
 
   router.post('/webhooks/partner', express.raw({ type: () => true, limit: MAX_BODY }), async (req, res) => {
@@ -62,7 +64,7 @@ export function partnerWebhookRouter(deps: PartnerWebhookDeps): Router {
       return reject(400, 'Invalid order webhook', detail);
     }
 
-    const result = await acceptPartnerEvent(deps.db, { webhookId: headers['webhook-id'], rawBody: text, event: parsed.data });
+    const result = await acceptor.accept({ webhookId: headers['webhook-id'], rawBody: text, event: parsed.data });
     const order = parsed.data.data;
     if (!result.accepted) {
       deps.metrics.webhooksReceived.inc({ source: 'partner', result: 'duplicate' });
