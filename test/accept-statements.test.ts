@@ -97,6 +97,39 @@ describe.each(DATABASES)('the partner accept statements on %s', (kind: DatabaseK
     expect(want.orders.find((o) => o.order_id === 'D')).toMatchObject({ origin: 'webview', partner_status: 'approved' });
   });
 
+  it('take a group in one transaction, leaving the rows of its webhooks taken one by one', async () => {
+    const reference = await fresh(`group-reference-${kind}`);
+    const grouped = await fresh(`group-grouped-${kind}`);
+    const sizes: number[] = [];
+    const acceptor = createPartnerAcceptor(grouped, { onCommit: (size) => sizes.push(size) });
+    const earlier = [webhook('d-old', anOrder('approved', { id: 'D', updatedAt: at(9) })), webhook('e-old', anOrder('on_approval', { id: 'E', updatedAt: at(1) }))];
+    const group = [
+      webhook('a1', anOrder('on_approval', { id: 'A', userId: 'ua', updatedAt: at(1) })),
+      webhook('b1', anOrder('on_approval', { id: 'B', updatedAt: at(1) })),
+      webhook('a1', anOrder('on_approval', { id: 'A', userId: 'ua', updatedAt: at(1) })), // a repeat inside the group
+      webhook('a2', anOrder('approved', { id: 'A', userId: 'ua-changed', updatedAt: at(3), cost: 100 })),
+      webhook('a0', anOrder('on_approval', { id: 'A', updatedAt: at(0) })), // older: history only
+      webhook('a2b', anOrder('approved', { id: 'A', updatedAt: at(3), cost: 200 })), // same updatedAt: snapshot yes, history no
+      webhook('d1', anOrder('on_approval', { id: 'D', updatedAt: at(2) })), // older than the stored picture
+      webhook('e2', anOrder('approved', { id: 'E', updatedAt: at(2) })), // newer than the stored one
+      webhook('e-old', anOrder('on_approval', { id: 'E', updatedAt: at(1) })), // a repeat of one stored earlier
+      webhook('c1', anOrder('executed', { id: 'C', cost: 12.5, paid: true, subscriptionStatus: 'it\'s "quoted" {x,y} \\ ok' })),
+    ];
+    for (const [i, w] of earlier.entries()) {
+      await acceptPartnerEvent(reference, w, T0 + i);
+      await acceptor.accept(w, T0 + i);
+    }
+    const expected: AcceptResult[] = [];
+    for (const [i, w] of group.entries()) expected.push(await acceptPartnerEvent(reference, w, T0 + 100 + i));
+    sizes.length = 0;
+    const actual = await Promise.all(group.map((w, i) => acceptor.accept(w, T0 + 100 + i)));
+
+    expect(sizes).toEqual([group.length]);
+    expect(actual).toEqual(expected);
+    expect(actual.filter((r) => !r.accepted)).toHaveLength(2);
+    expect(await tables(grouped)).toEqual(await tables(reference));
+  });
+
   it('are prepared once per connection and reused by every webhook', async () => {
     // One connection, so that PostgreSQL's per-session pg_prepared_statements shows them all.
     const db = await fresh(`accept-cache-${kind}`, 1);
@@ -117,8 +150,8 @@ describe.each(DATABASES)('the partner accept statements on %s', (kind: DatabaseK
     } else {
       const { rows } = await sql<{ name: string; runs: number }>`
         select name, (generic_plans + custom_plans)::int as runs from pg_prepared_statements`.execute(db.kysely);
-      // One statement, parsed once on this connection and run for each of the 40 webhooks.
-      expect(rows).toEqual([{ name: PG_ACCEPT_PARTNER_NAME, runs: 40 }]);
+      // One statement, parsed once on this connection and run for each webhook alone, then for the group of 20.
+      expect(rows).toEqual([{ name: PG_ACCEPT_PARTNER_NAME, runs: 21 }]);
     }
   });
 });

@@ -4,7 +4,7 @@ import type { Database } from '../db/schema.js';
 import type { Order, OrderWebhook } from '../partner/schema.js';
 import { ORDER_SYNC, syncJobs } from '../sync/jobs.js';
 import { recordOrderHistory } from '../sync/order-history.js';
-import { acceptPartnerOnPostgres, acceptPartnerOnSqlite, type PartnerAcceptInput } from './accept-statements.js';
+import { acceptPartnerOnSqlite, acceptPartnersOnPostgres, type PartnerAcceptInput } from './accept-statements.js';
 import { GroupCommit } from './group-commit.js';
 
 export type AcceptResult = { accepted: true; inboxId: number } | { accepted: false; reason: 'duplicate' };
@@ -62,25 +62,13 @@ function groupWriter(db: Db): (items: readonly PartnerAcceptInput[]) => Promise<
     return (items) => db.kysely.connection().execute(async () => writeAll.immediate(items));
   }
   if (pool) {
+    // One statement per group, atomic by itself: no BEGIN/COMMIT, one round trip.
     return async (items) => {
       const client = await pool.connect();
-      let broken: Error | undefined;
       try {
-        // One webhook alone is one statement, atomic by itself: one round trip, no BEGIN/COMMIT.
-        if (items.length === 1) return [await acceptPartnerOnPostgres(client, items[0]!)];
-        await client.query('begin');
-        try {
-          const results: AcceptResult[] = [];
-          for (const item of items) results.push(await acceptPartnerOnPostgres(client, item));
-          await client.query('commit');
-          return results;
-        } catch (error) {
-          await client.query('rollback').catch((e: Error) => (broken = e));
-          throw error;
-        }
+        return await acceptPartnersOnPostgres(client, items);
       } finally {
-        // A connection that cannot roll back is dropped, not reused (its prepared statements go with it).
-        client.release(broken);
+        client.release();
       }
     };
   }

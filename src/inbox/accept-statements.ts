@@ -117,57 +117,91 @@ export function acceptPartnerOnSqlite(handle: SQLite.Database, input: PartnerAcc
 }
 
 /**
- * PostgreSQL: the whole accept as one statement (data-modifying CTEs run as one, atomically)
- * under a fixed name, so pg parses and plans it once per connection and afterwards sends
- * only Bind/Execute: one round trip per webhook, instead of five (BEGIN, three INSERTs,
- * COMMIT). Everything after the inbox row hangs off `ins`, so a repeated webhook-id
- * inserts nothing at all. Casts fix the parameters' types (they feed INSERT … SELECT).
+ * PostgreSQL: a whole group of webhooks as one statement (data-modifying CTEs run as one,
+ * atomically, in one round trip), its values passed as arrays, under a fixed name, so pg
+ * parses and plans it once per connection and afterwards sends only Bind/Execute. Where
+ * the query builder's transaction took five round trips per webhook (BEGIN, three
+ * INSERTs, COMMIT), a group of any size takes one, and needs no BEGIN/COMMIT of its own.
+ *
+ * It does what the webhooks would do one after another, in their order (`n`):
+ * - inbox: a key already stored, or repeated in the group, is a duplicate (the first wins);
+ * - orders: one upsert per order (PostgreSQL's ON CONFLICT DO UPDATE may touch a row once
+ *   per statement), by the picture one-by-one upserts would leave: the newest updatedAt,
+ *   the later of equals, with the first webhook's creation values for a new row;
+ * - history and jobs: in order, the first of equals kept (DO NOTHING within one statement
+ *   sees the rows inserted before it), so an order's job carries its first webhook's inbox id.
+ * test/accept-statements.test.ts holds this to the rows of the webhooks taken one by one.
  */
-export const PG_ACCEPT_PARTNER_NAME = 'amobridge_accept_partner_v1';
-const PG_ACCEPT_PARTNER_TEXT = `with ins as (
-  insert into inbox (source, dedupe_key, received_at, body) values ('partner', $1::text, $2::bigint, $3::text)
-  on conflict (dedupe_key) do nothing returning id
+export const PG_ACCEPT_PARTNER_NAME = 'amobridge_accept_partners_v1';
+const PG_ACCEPT_PARTNER_TEXT = `with input as (
+  select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::bigint[], $10::double precision[], $11::integer[], $12::text[], $13::text[], $14::text[])
+    with ordinality as i(dedupe_key, now, body, order_id, user_id, service_id, status, snapshot, partner_updated_at,
+                         cost, paid, subscription_status, job_key, payload, n)
+), ins as (
+  insert into inbox (source, dedupe_key, received_at, body)
+  select 'partner', dedupe_key, now, body from input order by n
+  on conflict (dedupe_key) do nothing
+  returning id, dedupe_key
+), taken as (
+  select distinct on (i.dedupe_key) i.*, ins.id as inbox_id,
+    first_value(i.now) over per_order as first_now,
+    first_value(i.user_id) over per_order as first_user_id,
+    first_value(i.service_id) over per_order as first_service_id
+  from input i join ins on ins.dedupe_key = i.dedupe_key
+  window per_order as (partition by i.order_id order by i.n)
+  order by i.dedupe_key, i.n
 ), ord as (
   insert into orders (order_id, user_id, service_id, contact_id, deal_id, partner_status, snapshot,
     partner_updated_at, note, origin, closed_by_partner, info_pushed, created_at, updated_at)
-  select $4::text, $5::text, $6::text, null, null, $7::text, $8::text, $9::bigint, null, 'webhook', 0, 0, $2::bigint, $2::bigint from ins
+  select distinct on (order_id) order_id, first_user_id, first_service_id, null, null, status, snapshot,
+    partner_updated_at, null, 'webhook', 0, 0, first_now, now
+  from taken order by order_id, partner_updated_at desc, n desc
   ${ORDERS_CONFLICT}
 ), hist as (
   insert into order_history (order_id, partner_updated_at, recorded_at, source, status, cost, paid, subscription_status)
-  select $4::text, $9::bigint, $2::bigint, 'partner', $7::text, $10::double precision, $11::integer, $12::text from ins
+  select order_id, partner_updated_at, now, 'partner', status, cost, paid, subscription_status from taken order by n
   ${HISTORY_CONFLICT}
 ), job as (
   insert into jobs (kind, job_key, payload, status, attempts, max_attempts, run_at, inbox_id, created_at, updated_at)
-  select $13::text, $14::text, $15::text, 'queued', 0, $16::integer, $2::bigint, ins.id, $2::bigint, $2::bigint from ins
+  select $15::text, job_key, payload, 'queued', 0, $16::integer, now, inbox_id, now, now from taken order by n
   ${JOBS_CONFLICT}
 )
-select id from ins`;
+select n, inbox_id from taken`;
 
-/** Takes in one partner webhook on PostgreSQL on `client` (in the caller's transaction, if any). */
-export async function acceptPartnerOnPostgres(client: pg.ClientBase, input: PartnerAcceptInput): Promise<PartnerAcceptResult> {
-  const v = bindings(input);
-  const result = await client.query<{ id: number }>({
+/**
+ * Takes in a group of partner webhooks on PostgreSQL in one statement on `client`; the
+ * answers in the items' order. Throws, having written nothing, if any of them is refused.
+ */
+export async function acceptPartnersOnPostgres(client: pg.ClientBase, inputs: readonly PartnerAcceptInput[]): Promise<PartnerAcceptResult[]> {
+  const columns = {
+    dedupe_key: [] as string[],
+    now: [] as number[],
+    body: [] as string[],
+    order_id: [] as string[],
+    user_id: [] as string[],
+    service_id: [] as string[],
+    status: [] as string[],
+    snapshot: [] as string[],
+    partner_updated_at: [] as number[],
+    cost: [] as Array<number | null>,
+    paid: [] as number[],
+    subscription_status: [] as Array<string | null>,
+    job_key: [] as string[],
+    payload: [] as string[],
+  };
+  for (const input of inputs) {
+    const v = bindings(input);
+    for (const key of Object.keys(columns) as Array<keyof typeof columns>) (columns[key] as unknown[]).push(v[key]);
+  }
+  const result = await client.query<{ n: number; inbox_id: number }>({
     name: PG_ACCEPT_PARTNER_NAME,
     text: PG_ACCEPT_PARTNER_TEXT,
-    values: [
-      v.dedupe_key,
-      v.now,
-      v.body,
-      v.order_id,
-      v.user_id,
-      v.service_id,
-      v.status,
-      v.snapshot,
-      v.partner_updated_at,
-      v.cost,
-      v.paid,
-      v.subscription_status,
-      v.kind,
-      v.job_key,
-      v.payload,
-      v.max_attempts,
-    ],
+    values: [...Object.values(columns), ORDER_SYNC, DEFAULT_MAX_ATTEMPTS],
   });
-  const row = result.rows[0];
-  return row ? { accepted: true, inboxId: Number(row.id) } : { accepted: false, reason: 'duplicate' };
+  const inboxIdAt = new Map(result.rows.map((r) => [Number(r.n), Number(r.inbox_id)]));
+  return inputs.map((_, i) => {
+    const inboxId = inboxIdAt.get(i + 1);
+    return inboxId !== undefined ? { accepted: true, inboxId } : { accepted: false, reason: 'duplicate' };
+  });
 }
