@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../src/db/connect.js';
 import { migrate } from '../src/db/migrate.js';
+import { acceptAmoEvents, type AcceptAmoEventsInput } from '../src/inbox/accept-amo-event.js';
+import { amoAcceptStatementsPrepared } from '../src/inbox/accept-amo-statements.js';
 import { acceptPartnerEvent, type AcceptResult, createPartnerAcceptor, recordOrder } from '../src/inbox/accept-partner-event.js';
 import { acceptStatementsPrepared, PG_ACCEPT_PARTNER_NAME } from '../src/inbox/accept-statements.js';
 import type { Order, OrderWebhook } from '../src/partner/schema.js';
@@ -152,6 +154,82 @@ describe.each(DATABASES)('the partner accept statements on %s', (kind: DatabaseK
         select name, (generic_plans + custom_plans)::int as runs from pg_prepared_statements`.execute(db.kysely);
       // One statement, parsed once on this connection and run for each webhook alone, then for the group of 20.
       expect(rows).toEqual([{ name: PG_ACCEPT_PARTNER_NAME, runs: 21 }]);
+    }
+  });
+});
+
+/** amoCRM's events about one deal, as parseAmoWebhookBody hands them over. */
+function amoEvents(dealId: number, statusId: number): AcceptAmoEventsInput {
+  const fragment = { id: String(dealId), status_id: String(statusId), pipeline_id: '7000001' };
+  const events = [{ dealId, event: 'status' as const, statusId, pipelineId: 7_000_001, fragment }];
+  return { events, rawBody: `leads[status][0][id]=${dealId}&leads[status][0][status_id]=${statusId}&account[id]=1`, account: { id: 1 }, gatherMs: 2000 };
+}
+
+describe.each(DATABASES)('the amoCRM accept statements on %s', (kind: DatabaseKind) => {
+  const opened: Db[] = [];
+  afterAll(async () => {
+    for (const db of opened) await dropDb(db);
+  });
+  const fresh = async (title: string, poolSize?: number) => {
+    const { url, schema } = await freshDatabaseUrl(kind, title);
+    const db = connect(url, { schema, poolSize });
+    await migrate(db);
+    opened.push(db);
+    return db;
+  };
+
+  /** Deliveries of every kind: new deals, a linked one, a repeat while its job waits, one after it ran, several deals in one body. */
+  async function play(db: Db, accept: (input: AcceptAmoEventsInput, now: number) => Promise<unknown>) {
+    await db.kysely.transaction().execute((trx) => recordOrder(trx, anOrder('approved', { id: 'L-1' }), { origin: 'webhook' }, T0));
+    await db.kysely.updateTable('orders').set({ deal_id: 502 }).where('order_id', '=', 'L-1').execute();
+    const answers: unknown[] = [];
+    answers.push(await accept(amoEvents(501, 10), T0 + 1));
+    answers.push(await accept(amoEvents(502, 10), T0 + 2));
+    answers.push(await accept(amoEvents(501, 10), T0 + 3)); // a repeat: its job still waits
+    await db.kysely.updateTable('jobs').set({ attempts: 1, status: 'retrying' }).where('job_key', '=', 'deal:501').execute();
+    answers.push(await accept(amoEvents(501, 10), T0 + 4)); // the same words after the job ran: a new job
+    const several = [amoEvents(503, 11), amoEvents(502, 12), amoEvents(504, 11)];
+    answers.push(await accept({ ...several[0]!, events: several.flatMap((e) => e.events) }, T0 + 5));
+    return answers;
+  }
+
+  /** The rows, with the random part of each amoCRM inbox key cut off. */
+  async function rows(db: Db) {
+    const t = await tables(db);
+    return { ...t, inbox: t.inbox.map((r) => ({ ...r, dedupe_key: r.dedupe_key.replace(/:[0-9a-f]{8}$/, '') })) };
+  }
+
+  it('leave the rows of the query-builder path, and are prepared once per connection', async () => {
+    const reference = await fresh(`amo-reference-${kind}`);
+    // The same database kind without its driver handle: acceptAmoEvents falls back to kysely.
+    const builder: Db = { ...reference, sqlite: undefined, pool: undefined };
+    const db = await fresh(`amo-prepared-${kind}`, 1);
+    const before = amoAcceptStatementsPrepared();
+
+    const expected = await play(reference, (input, now) => acceptAmoEvents(builder, input, now));
+    const actual = await play(db, (input, now) => acceptAmoEvents(db, input, now));
+
+    expect(actual).toEqual(expected);
+    expect(expected).toEqual([
+      { accepted: 1, duplicates: 0 },
+      { accepted: 1, duplicates: 0 },
+      { accepted: 0, duplicates: 1 },
+      { accepted: 1, duplicates: 0 },
+      { accepted: 3, duplicates: 0 },
+    ]);
+    expect(await rows(db)).toEqual(await rows(reference));
+    if (kind === 'sqlite') {
+      expect(amoAcceptStatementsPrepared() - before).toBe(7); // the fallback prepared none
+    } else {
+      const { rows: statements } = await sql<{ name: string; runs: number }>`
+        select name, (generic_plans + custom_plans)::int as runs from pg_prepared_statements order by name`.execute(db.kysely);
+      // Five deliveries: each reads orders and waiting jobs once; six inbox rows and jobs.
+      expect(statements).toEqual([
+        { name: 'amobridge_amo_inbox_v1', runs: 6 },
+        { name: 'amobridge_amo_job_v1', runs: 6 },
+        { name: 'amobridge_amo_orders_v1', runs: 5 },
+        { name: 'amobridge_amo_waiting_v1', runs: 5 },
+      ]);
     }
   });
 });
