@@ -53,6 +53,12 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['source', 'result'] as const,
       registers: [registry],
     }),
+    webhooksPerCommit: new Histogram({
+      name: 'amobridge_webhooks_per_commit',
+      help: 'Partner webhooks written by one accept transaction (group commit); _count is the number of commits',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
     jobsFinished: new Counter({
       name: 'amobridge_jobs_finished_total',
       help: 'Jobs finished by kind and result (done, retry, dead, abandoned)',

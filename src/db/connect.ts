@@ -12,6 +12,13 @@ export interface Db {
   dialect: DialectName;
   /** PostgreSQL schema holding the tables (tests isolate themselves with one each). */
   schema?: string;
+  /**
+   * The driver handle under kysely, for the hot paths that run prepared statements of
+   * their own (src/inbox/accept-statements.ts). SQLite's is used only while holding
+   * kysely's connection (its mutex), so it never runs inside another's transaction.
+   */
+  sqlite?: SQLite.Database;
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -34,7 +41,7 @@ export function connect(url: string, options: { poolSize?: number; schema?: stri
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
+    return { kysely, dialect: 'sqlite', sqlite, close: () => kysely.destroy() };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
     // `?schema=name` keeps the bridge's tables in their own PostgreSQL schema.
@@ -48,7 +55,7 @@ export function connect(url: string, options: { poolSize?: number; schema?: stri
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', schema, close: () => kysely.destroy() };
+    return { kysely, dialect: 'postgres', schema, pool, close: () => kysely.destroy() };
   }
   throw new Error(`DATABASE_URL must be sqlite:<path> or postgres://…, got ${url.split(':')[0]}:…`);
 }

@@ -3,7 +3,9 @@ import type { Transaction } from 'kysely';
 import qs from 'qs';
 import type { Db } from '../db/connect.js';
 import type { Database } from '../db/schema.js';
-import { DEAL_RECONCILE, syncJobs } from '../sync/jobs.js';
+import { DEFAULT_MAX_ATTEMPTS, enqueue } from '../queue/enqueue.js';
+import { DEAL_RECONCILE, type PayloadOf } from '../sync/jobs.js';
+import { type AmoAcceptStore, inAmoAcceptTransaction } from './accept-amo-statements.js';
 import type { AmoWebhookAccount, AmoWebhookEvent } from './amo-webhook-body.js';
 
 /**
@@ -45,57 +47,89 @@ const LOOKUP_CHUNK = 500;
 export async function acceptAmoEvents(db: Db, input: AcceptAmoEventsInput, now = Date.now()): Promise<AcceptAmoEventsResult> {
   const byDeal = groupByDeal(input.events);
   if (byDeal.size === 0) return { accepted: 0, duplicates: 0 };
+  const work = (store: AmoAcceptStore) => acceptInto(store, byDeal, input, now);
+  return inAmoAcceptTransaction(db, work, () => db.kysely.transaction().execute((trx) => work(kyselyStore(trx))));
+}
 
-  return db.kysely.transaction().execute(async (trx) => {
-    const dealIds = [...byDeal.keys()];
-    const orderOfDeal = new Map<number, string>();
-    for (let i = 0; i < dealIds.length; i += LOOKUP_CHUNK) {
-      const rows = await trx
-        .selectFrom('orders')
-        .select(['order_id', 'deal_id'])
-        .where('deal_id', 'in', dealIds.slice(i, i + LOOKUP_CHUNK))
-        .orderBy('order_id')
-        .execute();
-      // One deal belongs to one order; should two rows claim it, the first by id wins, always the same.
-      for (const row of rows) if (row.deal_id !== null && !orderOfDeal.has(row.deal_id)) orderOfDeal.set(row.deal_id, row.order_id);
+/** The decisions of acceptAmoEvents, in the caller's transaction through `store`. */
+async function acceptInto(
+  store: AmoAcceptStore,
+  byDeal: Map<number, AmoWebhookEvent[]>,
+  input: AcceptAmoEventsInput,
+  now: number,
+): Promise<AcceptAmoEventsResult> {
+  const dealIds = [...byDeal.keys()];
+  const orderOfDeal = new Map<number, string>();
+  for (let i = 0; i < dealIds.length; i += LOOKUP_CHUNK) {
+    const rows = await store.ordersOfDeals(dealIds.slice(i, i + LOOKUP_CHUNK));
+    // One deal belongs to one order; should two rows claim it, the first by id wins, always the same.
+    for (const row of rows) if (row.deal_id !== null && !orderOfDeal.has(row.deal_id)) orderOfDeal.set(row.deal_id, row.order_id);
+  }
+
+  const jobKeyOf = (dealId: number) => {
+    const orderId = orderOfDeal.get(dealId);
+    return orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`;
+  };
+  const digests = new Map([...byDeal].map(([dealId, events]) => [dealId, digestOf(dealId, events)]));
+  const waiting = await waitingDigests(store, dealIds.map(jobKeyOf));
+
+  let accepted = 0;
+  let duplicates = 0;
+  for (const [dealId, events] of byDeal) {
+    const digest = digests.get(dealId)!;
+    if (waiting.get(jobKeyOf(dealId))?.has(digest)) {
+      duplicates++;
+      continue;
     }
+    const inboxId = await store.insertInbox({
+      dedupeKey: `amocrm:${digest}:${now}:${randomUUID().slice(0, 8)}`,
+      receivedAt: now,
+      body: byDeal.size === 1 ? input.rawBody : excerpt(events, input.account),
+    });
+    accepted++;
+    const payload: PayloadOf<typeof DEAL_RECONCILE> = { dealId };
+    await store.enqueue({
+      kind: DEAL_RECONCILE,
+      key: jobKeyOf(dealId),
+      payload: JSON.stringify(payload),
+      maxAttempts: DEFAULT_MAX_ATTEMPTS,
+      runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS),
+      inboxId,
+      now,
+    });
+  }
+  return { accepted, duplicates };
+}
 
-    const jobKeyOf = (dealId: number) => {
-      const orderId = orderOfDeal.get(dealId);
-      return orderId !== undefined ? `order:${orderId}` : `deal:${dealId}`;
-    };
-    const digests = new Map([...byDeal].map(([dealId, events]) => [dealId, digestOf(dealId, events)]));
-    const waiting = await waitingDigests(trx, [...byDeal.keys()].map(jobKeyOf));
-
-    let accepted = 0;
-    let duplicates = 0;
-    for (const [dealId, events] of byDeal) {
-      const digest = digests.get(dealId)!;
-      if (waiting.get(jobKeyOf(dealId))?.has(digest)) {
-        duplicates++;
-        continue;
-      }
-      const inbox = await trx
-        .insertInto('inbox')
-        .values({
-          source: 'amocrm',
-          dedupe_key: `amocrm:${digest}:${now}:${randomUUID().slice(0, 8)}`,
-          received_at: now,
-          body: byDeal.size === 1 ? input.rawBody : excerpt(events, input.account),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      accepted++;
-      await syncJobs.enqueue(
+/** The same storage through the query builder, for a Db without a driver handle. */
+function kyselyStore(trx: Transaction<Database>): AmoAcceptStore {
+  return {
+    ordersOfDeals: (dealIds) => trx.selectFrom('orders').select(['order_id', 'deal_id']).where('deal_id', 'in', [...dealIds]).orderBy('order_id').execute(),
+    waitingDeliveries: (kind, jobKeys) =>
+      trx
+        .selectFrom('jobs')
+        .innerJoin('inbox', 'inbox.id', 'jobs.inbox_id')
+        .select(['jobs.job_key', 'inbox.dedupe_key'])
+        .where('jobs.kind', '=', kind)
+        .where('jobs.job_key', 'in', [...jobKeys])
+        .where('jobs.status', '=', 'queued')
+        .where('jobs.attempts', '=', 0)
+        .execute(),
+    insertInbox: async (row) =>
+      (
+        await trx
+          .insertInto('inbox')
+          .values({ source: 'amocrm', dedupe_key: row.dedupeKey, received_at: row.receivedAt, body: row.body })
+          .returning('id')
+          .executeTakeFirstOrThrow()
+      ).id,
+    enqueue: async (job) =>
+      void (await enqueue(
         trx,
-        DEAL_RECONCILE,
-        { dealId },
-        { key: jobKeyOf(dealId), inboxId: inbox.id, runAt: now + (input.gatherMs ?? RECONCILE_GATHER_MS) },
-        now,
-      );
-    }
-    return { accepted, duplicates };
-  });
+        { kind: job.kind, key: job.key, payload: JSON.parse(job.payload), maxAttempts: job.maxAttempts, runAt: job.runAt, inboxId: job.inboxId },
+        job.now,
+      )),
+  };
 }
 
 /** Events per deal, deals in ascending id order (a stable lock order for concurrent bodies). */
@@ -126,19 +160,10 @@ function digestOf(dealId: number, events: readonly AmoWebhookEvent[]): string {
 }
 
 /** For each job key, the digests of the deliveries whose reconcile jobs have not run yet. */
-async function waitingDigests(trx: Transaction<Database>, jobKeys: string[]): Promise<Map<string, Set<string>>> {
+async function waitingDigests(store: AmoAcceptStore, jobKeys: string[]): Promise<Map<string, Set<string>>> {
   const found = new Map<string, Set<string>>();
   for (let i = 0; i < jobKeys.length; i += LOOKUP_CHUNK) {
-    const rows = await trx
-      .selectFrom('jobs')
-      .innerJoin('inbox', 'inbox.id', 'jobs.inbox_id')
-      .select(['jobs.job_key', 'inbox.dedupe_key'])
-      .where('jobs.kind', '=', DEAL_RECONCILE)
-      .where('jobs.job_key', 'in', jobKeys.slice(i, i + LOOKUP_CHUNK))
-      .where('jobs.status', '=', 'queued')
-      .where('jobs.attempts', '=', 0)
-      .execute();
-    for (const row of rows) {
+    for (const row of await store.waitingDeliveries(DEAL_RECONCILE, jobKeys.slice(i, i + LOOKUP_CHUNK))) {
       const digest = row.dedupe_key.split(':')[1];
       if (digest) (found.get(row.job_key) ?? found.set(row.job_key, new Set()).get(row.job_key)!).add(digest);
     }

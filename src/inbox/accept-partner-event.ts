@@ -4,6 +4,8 @@ import type { Database } from '../db/schema.js';
 import type { Order, OrderWebhook } from '../partner/schema.js';
 import { ORDER_SYNC, syncJobs } from '../sync/jobs.js';
 import { recordOrderHistory } from '../sync/order-history.js';
+import { acceptPartnerOnSqlite, acceptPartnersOnPostgres, type PartnerAcceptInput } from './accept-statements.js';
+import { GroupCommit } from './group-commit.js';
 
 export type AcceptResult = { accepted: true; inboxId: number } | { accepted: false; reason: 'duplicate' };
 
@@ -21,6 +23,61 @@ export async function acceptPartnerEvent(
   return db.kysely
     .transaction()
     .execute((trx) => takeInPartnerOrder(trx, { dedupeKey: `partner:${input.webhookId}`, rawBody: input.rawBody, order: input.event.data }, now));
+}
+
+export interface PartnerWebhookInput {
+  webhookId: string;
+  rawBody: string;
+  event: OrderWebhook;
+}
+
+/** Takes in verified partner webhooks: each answered once its own row is committed. */
+export interface PartnerAcceptor {
+  accept(input: PartnerWebhookInput, now?: number): Promise<AcceptResult>;
+  /** Resolves once every webhook handed over so far is written. */
+  drain(): Promise<void>;
+}
+
+/**
+ * The webhook route's way in: the prepared statements of ./accept-statements.ts, with the
+ * webhooks that arrive together sharing one transaction (./group-commit.ts). Does what
+ * acceptPartnerEvent does, webhook by webhook; a Db without a driver handle (a test's
+ * stand-in) falls back to it.
+ */
+export function createPartnerAcceptor(db: Db, options: { onCommit?(size: number): void } = {}): PartnerAcceptor {
+  const group = new GroupCommit<PartnerAcceptInput, AcceptResult>({ write: groupWriter(db), onCommit: options.onCommit });
+  return {
+    accept: (input, now = Date.now()) =>
+      group.submit({ dedupeKey: `partner:${input.webhookId}`, rawBody: input.rawBody, order: input.event.data, now }),
+    drain: () => group.drain(),
+  };
+}
+
+function groupWriter(db: Db): (items: readonly PartnerAcceptInput[]) => Promise<AcceptResult[]> {
+  const { sqlite, pool } = db;
+  if (sqlite) {
+    // Synchronous, under kysely's connection mutex: no kysely transaction is open on the
+    // handle meanwhile, and none starts until this one has committed.
+    const writeAll = sqlite.transaction((items: readonly PartnerAcceptInput[]) => items.map((item) => acceptPartnerOnSqlite(sqlite, item)));
+    return (items) => db.kysely.connection().execute(async () => writeAll.immediate(items));
+  }
+  if (pool) {
+    // One statement per group, atomic by itself: no BEGIN/COMMIT, one round trip.
+    return async (items) => {
+      const client = await pool.connect();
+      try {
+        return await acceptPartnersOnPostgres(client, items);
+      } finally {
+        client.release();
+      }
+    };
+  }
+  return (items) =>
+    db.kysely.transaction().execute(async (trx) => {
+      const results: AcceptResult[] = [];
+      for (const item of items) results.push(await takeInPartnerOrder(trx, item, item.now));
+      return results;
+    });
 }
 
 /**

@@ -23,5 +23,8 @@ const payloads = {
 
 export const syncJobs = defineJobs(payloads);
 
+/** The payload a job of `kind` is enqueued with. */
+export type PayloadOf<K extends keyof typeof payloads> = z.input<(typeof payloads)[K]>;
+
 /** The handler of one of the domain's kinds. */
 export type SyncJobHandler<K extends keyof typeof payloads> = JobHandler<(typeof payloads)[K]>;
