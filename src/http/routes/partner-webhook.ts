@@ -62,8 +62,9 @@ export function partnerWebhookRouter(deps: PartnerWebhookDeps): Router {
     const text = raw.toString('utf8');
     let json: unknown;
     try {
-      json = JSON.parse(text);
-    } catch {
+      json = JSON.parse(text, refuseNul);
+    } catch (error) {
+      if (error instanceof NulCharacterError) return reject(400, 'Invalid order webhook', error.message);
       return reject(400, 'Malformed body', 'the body is not JSON');
     }
     const parsed = orderWebhookSchema.safeParse(json);
@@ -91,4 +92,16 @@ export function partnerWebhookRouter(deps: PartnerWebhookDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * JSON may spell U+0000 as `\u0000`, but PostgreSQL text cannot hold it: such a webhook
+ * would fail at the database on every retry. It is refused up front as bad input instead.
+ */
+class NulCharacterError extends Error {}
+function refuseNul(key: string, value: unknown): unknown {
+  if (typeof value === 'string' && value.includes('\u0000')) {
+    throw new NulCharacterError(`${key || '(body)'}: text must not contain the NUL character (U+0000)`);
+  }
+  return value;
 }
