@@ -3,6 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../src/db/connect.js';
 import { GroupCommit } from '../src/inbox/group-commit.js';
@@ -157,8 +158,12 @@ describe.each(DATABASES)('group commit of partner webhooks on %s', (kind) => {
   if (kind === 'postgres') {
     it('fails a webhook the database refuses alone; the others of its group are accepted', async () => {
       const baseUrl = bridge!.url;
-      // PostgreSQL text cannot hold NUL; the schema lets it through, so the write is what fails.
-      const bad = signedWebhook('gc-bad', anOrder('on_approval', { id: 'GC-BAD', userId: 'nul\u0000user' }));
+      // A trigger makes the database refuse this one order's row, as a constraint or a
+      // full disk would: the webhook passed every check before the write.
+      await sql`create function refuse_gc_bad() returns trigger language plpgsql as $$
+        begin if new.order_id = 'GC-BAD' then raise exception 'refused by the test'; end if; return new; end $$`.execute(db.kysely);
+      await sql`create trigger refuse_gc_bad before insert or update on orders for each row execute function refuse_gc_bad()`.execute(db.kysely);
+      const bad = signedWebhook('gc-bad', anOrder('on_approval', { id: 'GC-BAD' }));
       const good = Array.from({ length: 20 }, (_, i) => signedWebhook(`gc-good-${i}`, anOrder('on_approval', { id: `GC-GOOD-${i}` })));
       const before = await commits(baseUrl);
       const statuses = await burst(baseUrl, [...good.slice(0, 10), bad, ...good.slice(10)], async () => undefined);
