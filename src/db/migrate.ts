@@ -8,6 +8,7 @@ import * as m005 from './migrations/005_webview_signins_and_history.js';
 import * as m006 from './migrations/006_deal_updates.js';
 import * as m007 from './migrations/007_retention.js';
 import * as m008 from './migrations/008_contact_ownership.js';
+import * as m012 from './migrations/012_lease_order.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -20,6 +21,7 @@ export async function migrate(db: Db): Promise<void> {
     '006_deal_updates': m006,
     '007_retention': m007,
     '008_contact_ownership': m008,
+    '012_lease_order': m012,
   };
   const provider: MigrationProvider = {
     async getMigrations() {
