@@ -35,12 +35,11 @@ const NOTES: Record<string, string[]> = {
     'What limits it: see the calls listed under "Evidence gathered in this run": the requests amoCRM (the simulator) counted in the one-second window before each 429, by arrival. If more than the limit of them are the bridge\'s own, its limiter let them through closer together than a window plus its margin, as the simulator saw them (a delay between the limiter\'s clock and the server\'s that the 50 ms margin did not cover); a call by any other client of the same integration in that window takes a slot the bridge does not know about.',
     'What it would take: for the first, a wider margin in src/amo/rate-limiter.ts (at the cost of figure 3a); for the second, every client of the integration drawing on the one shared limiter (rate_slots on PostgreSQL).',
   ],
-  '4b': [
-    'What limits it: see the lease statement\'s plan under "Evidence gathered in this run".',
-  ],
   '4c': [
-    'What limits it: the planner\'s statistics. Right after a backlog forms (here a bulk insert; in production a burst or an outage), PostgreSQL still plans the lease statement with the statistics of the small table: the plan below estimates a few hundred candidate rows, then reads all 100,000 waiting jobs through jobs_due, probes jobs_key once for each of them (the "no earlier unfinished job of this key" test) and sorts them all by id (on disk) to keep 50 — hundreds of milliseconds per lease instead of a few. Once ANALYZE has run (autovacuum does it after about 10% of the table changed, checking every autovacuum_naptime, 1 minute by default) the same statement walks jobs_pkey in id order and stops after 50 (figure 4b: no slowdown). So the slowdown lasts until the next autoanalyze, and recurs each time the backlog jumps.',
-    'What it would take: a lease whose cost does not depend on statistics or on how many jobs wait — an index in the lease\'s own order, `create index … on jobs (id) where status in (\'queued\', \'retrying\')`, with the statement written so the planner has no cheaper-looking alternative (candidates taken by id through that index with a LIMIT first, the per-key test applied to those only); or `ANALYZE jobs` when a large backlog appears. The plan of 4b also walks jobs_pkey from the lowest id, reading every finished job older than the oldest waiting one, and finished jobs are never deleted: a long-lived database needs that index (or a purge of done jobs) for 4b to stay flat too.',
+    'What limits it: not the lease\'s plan any more, whatever the statistics say. leaseJobs (src/queue/lease.ts) walks jobs_lease_order, an index of leasable jobs in id order (migration 012), for a window cut by a LIMIT, then leases those by primary key with one jobs_key probe each (the per-key FIFO test); the other terms are written so that no other index can answer them, so the planner has no cheaper-looking plan to choose even when it believes the queue empty (a VACUUM or ANALYZE taken while it was idle). The plans of both statements are under "Evidence gathered in this run": each reads about the window, with 1,000 waiting and with 100,000. test/queue-lease-order.test.ts pins those plans on both databases under exactly those statistics. A ratio below the goal with these plans comes from elsewhere: see the CPU profile (the per-job statements of completeJob and the worker\'s own work) and the load average of the run.',
+  ],
+  '4d': [
+    'What limits it: the lease reads no finished job: its window comes from jobs_lease_order, whose rows are the leasable jobs only, and the per-key FIFO probe reads jobs_key, whose rows are the unfinished ones; completeJob and the lease\'s update reach their rows by primary key, whose depth grows with the logarithm of the table. The plans are under "Evidence gathered in this run". Retention (src/db/retention.ts) deletes finished jobs older than RETENTION oldest first through jobs_done, 500 a statement. A ratio below the goal with these plans comes from elsewhere: see the load average of the run and compare the time of one lease in the facts above.',
   ],
   '5a': [
     'What limits it: V8\'s heap, not the waiting jobs. After a full garbage collection the bridge\'s V8 heap holds about what it held idle: the 10,000 waiting jobs are rows in the database, not objects in memory. What stays resident is the heap V8 grew to while absorbing the burst (committed semi-spaces and old space): garbage collected, but not handed back to the operating system. The evidence below measures the same compiled bridge with smaller V8 heap limits.',
@@ -48,6 +47,9 @@ const NOTES: Record<string, string[]> = {
   ],
 };
 NOTES['1b'] = INGEST_CPU;
+// The same lease serves every backlog and both databases.
+NOTES['4a'] = NOTES['4c']!;
+NOTES['4b'] = NOTES['4c']!;
 NOTES['5b'] = ['As for 5a: the heap V8 keeps after the burst, whatever the database; see 5a and its evidence.'];
 
 export function notesFor(id: string): string[] {
