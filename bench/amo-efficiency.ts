@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Order } from '../src/partner/schema.js';
+import { DEFAULT_MARGIN_MS } from '../src/amo/rate-limiter.js';
 import type { RequestRecord } from '../src/sandbox/amo/index.js';
 import type { BenchConfig } from './config.js';
 import { startBridgeProcess } from './lib/bridge-process.js';
@@ -22,6 +23,8 @@ import { naiveCounts } from './naive-amo.js';
  */
 
 const API = '/api/v4';
+/** Figure 3a's goal: share of amoCRM's limit used in the new-user burst. */
+const RATE_USE_GOAL = 0.97;
 
 /** Sends the partner's order webhooks with a few in flight at once (a burst, not a trickle). */
 async function placeOrders(sims: Simulators, users: string[], tag: string): Promise<Order[]> {
@@ -182,7 +185,7 @@ export async function amoSection(config: BenchConfig): Promise<SectionResult> {
       title: `Rate-limit use in the new-user burst (limit ${limitRps}×${rateFactor})`,
       measured: { value: achieved, unit: 'calls/s' },
       baseline: { value: limit, unit: 'calls/s', label: 'the limit' },
-      goal: { text: 'ratio ≥ 0.95', met: achieved / limit >= 0.95 },
+      goal: { text: `ratio ≥ ${RATE_USE_GOAL}`, met: achieved / limit >= RATE_USE_GOAL },
     }),
     figure({
       id: '3b',
@@ -203,9 +206,10 @@ export async function amoSection(config: BenchConfig): Promise<SectionResult> {
     `Naive baseline (${naiveOrders} orders on a simulator of its own): search contact, create contact if absent, create deal — ${naive.newUser.toFixed(2)} calls per new-user order, ${naive.returning.toFixed(2)} per returning one; one GET /api/v4/leads/{id} per stage event.`,
   );
   if (first.tooMany > 0) evidence.push(tooManyEvidence(firstRecords, limit));
-  if (achieved / limit < 0.95) {
+  if (achieved / limit < RATE_USE_GOAL) {
+    const span = 1000 + DEFAULT_MARGIN_MS;
     evidence.push(
-      `Rate-limit use: in the new-user burst every ${limit} consecutive calls spanned ${pacing.spacing.p50.toFixed(0)} ms at the median (p10 ${pacing.spacing.p10.toFixed(0)} ms), not 1000 ms. src/amo/rate-limiter.ts keeps each slot busy from the request's start until one window plus a ${50} ms margin after its answer arrived (the guarantee that amoCRM never sees more than the limit in any window, whatever the latencies), so ${limit} calls need at least 1000 + 50 ms + the request's duration (${pacing.meanRequestMs.toFixed(1)} ms mean here, from amobridge_amo_request_seconds): at most ${limit} ÷ ${((1050 + pacing.meanRequestMs) / 1000).toFixed(3)} s = ${(limit / ((1050 + pacing.meanRequestMs) / 1000)).toFixed(2)} calls/s, ${(1000 / (1050 + pacing.meanRequestMs)).toFixed(3)} of the limit. Requests waited ${pacing.meanWaitMs.toFixed(0)} ms on average for a slot: the limiter, not the work, set the pace.`,
+      `Rate-limit use: in the new-user burst every ${limit} consecutive calls spanned ${pacing.spacing.p50.toFixed(0)} ms at the median (p10 ${pacing.spacing.p10.toFixed(0)} ms), not 1000 ms. src/amo/rate-limiter.ts keeps each slot busy from the request's start until one window plus a ${DEFAULT_MARGIN_MS} ms margin after its answer arrived (the guarantee that amoCRM never sees more than the limit in any window, whatever the latencies), so ${limit} calls need at least 1000 + ${DEFAULT_MARGIN_MS} ms + the request's duration (${pacing.meanRequestMs.toFixed(1)} ms mean here, from amobridge_amo_request_seconds): at most ${limit} ÷ ${((span + pacing.meanRequestMs) / 1000).toFixed(3)} s = ${(limit / ((span + pacing.meanRequestMs) / 1000)).toFixed(2)} calls/s, ${(1000 / (span + pacing.meanRequestMs)).toFixed(3)} of the limit. Requests waited ${pacing.meanWaitMs.toFixed(0)} ms on average for a slot: the limiter, not the work, set the pace.`,
     );
   }
   return { name: 'amoCRM call efficiency and rate-limit use', seconds: (Date.now() - started) / 1000, figures, facts, evidence };
