@@ -42,15 +42,18 @@ const NOTES: Record<string, string[]> = {
     'What limits it: the lease reads no finished job: its window comes from jobs_lease_order, whose rows are the leasable jobs only, and the per-key FIFO probe reads jobs_key, whose rows are the unfinished ones; completeJob and the lease\'s update reach their rows by primary key, whose depth grows with the logarithm of the table. The plans are under "Evidence gathered in this run". Retention (src/db/retention.ts) deletes finished jobs older than RETENTION oldest first through jobs_done, 500 a statement. A ratio below the goal with these plans comes from elsewhere: see the load average of the run and compare the time of one lease in the facts above.',
   ],
   '5a': [
-    'What limits it: V8\'s heap, not the waiting jobs. After a full garbage collection the bridge\'s V8 heap holds about what it held idle: the 10,000 waiting jobs are rows in the database, not objects in memory. What stays resident is the heap V8 grew to while absorbing the burst (committed semi-spaces and old space): garbage collected, but not handed back to the operating system. The evidence below measures the same compiled bridge with smaller V8 heap limits.',
-    'What it would take: cap V8\'s heap (`node --max-semi-space-size=4 --max-old-space-size=96 dist/main.js`, or the same flags in NODE_OPTIONS of the service unit), as measured below, with the rate at which it accepted webhooks beside the uncapped one.',
+    'What limits it: mostly what any Node.js process of this size holds before its first request. The evidence below lists the idle process\'s resident memory by mapping: the node binary\'s pages (file-backed, shared with every node process on the machine; a bare Node.js HTTP server, the baseline, already has most of them), then the anonymous memory — V8\'s heap with every module loaded at start (express, kysely, both database drivers, zod\'s schemas, winston, prom-client, amocrm-js, the webview), their compiled code, and what start-up (migrations, mappings) left in the heap. `npm start`\'s V8 flags (the facts above compare them with none) take the young generation and start-up garbage out; what remains is the modules.',
+    'What it would take: loading less at start — only the database driver in use (src/db/connect.ts imports both pg and better-sqlite3), the amoCRM and webview modules only where they are used — each worth a few MB, as the RSS of importing each package alone shows; V8 flags beyond these (a smaller old space) trade a crash on a large answer for little.',
+  ],
+  '5b': [
+    'What limits it: V8\'s heap under a burst, not the waiting jobs: after a full garbage collection the heap holds about what it held idle (the facts above), the 10,000 jobs being rows in the database. What stays resident is the heap V8 grew to while absorbing the burst and has not handed back yet. `npm start` caps the young generation (--max-semi-space-size=2), which is most of that growth without the cap (the facts above compare them).',
+    'What it would take: a cap on the old generation too (--max-old-space-size), at the risk of an out-of-memory crash on an unusually large answer, or fewer objects per webhook (the ingest work of figure 1a).',
   ],
 };
 NOTES['1b'] = INGEST_CPU;
 // The same lease serves every backlog and both databases.
 NOTES['4a'] = NOTES['4c']!;
 NOTES['4b'] = NOTES['4c']!;
-NOTES['5b'] = ['As for 5a: the heap V8 keeps after the burst, whatever the database; see 5a and its evidence.'];
 
 export function notesFor(id: string): string[] {
   return NOTES[id] ?? ['No analysis recorded for this figure: see the evidence gathered in this run below.'];

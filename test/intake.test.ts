@@ -166,6 +166,30 @@ describe.each(DATABASES)('stage 1 intake on %s', (kind) => {
     }
   });
 
+  it('finds deals whose create answers were lost in one listing, without a search per order', async () => {
+    stack = await testStack(kind, `intake-listing-${kind}`);
+    await stack.bridge.ready;
+    const amo = stack.amo;
+    amo.faults.failAfterWriteRate = 1;
+    amo.faults.failAfterWriteMode = 'reset';
+    const orders: Order[] = [];
+    for (let i = 0; i < 6; i++) orders.push(await stack.partner.createOrderAsUser({ userId: `u-listed${i}`, customer: customer(40 + i) }));
+    await waitFor('creates applied with their answers lost', () => amo.state.leads.size >= 6);
+    amo.faults.failAfterWriteRate = 0;
+
+    const linked = await allLinked(stack, orders, 40_000);
+    expect([amo.state.contacts.size, amo.state.leads.size]).toEqual([6, 6]);
+    // One contact search per new user, before its create; none after the answers were
+    // lost, and no deal search: the listing of recent deals found them with their contacts.
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/contacts' && r.url.includes('query=')).length).toBe(6);
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/leads' && r.url.includes('query=')).map((r) => r.url)).toEqual([]);
+    for (const order of linked) {
+      const lead = amo.state.leads.get(order.additionalInfo!.externalId)!;
+      expect(String(fieldValue(lead, DETMIR_ORDER_ID))).toBe(order.id);
+      expect(lead._embedded.contacts.map((c) => c.id)).toEqual([order.additionalInfo!.contactId]);
+    }
+  });
+
   it('moves a job whose order the partner does not know to the dead letter with the error', async () => {
     stack = await testStack(kind, `intake-dead-${kind}`);
     await stack.bridge.ready;

@@ -16,7 +16,7 @@ import {
 } from './claims.js';
 import { contactValuesOf } from './contact-fields.js';
 import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
-import { type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
+import { type AmoLeadView, type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
 
 /**
  * Stage 1 intake: every order gets exactly one contact per user and one deal per order.
@@ -59,6 +59,12 @@ type Lookup =
 
 const COMPLEX_LIMIT = 50;
 const SAME_USER_RETRY_MS = 500;
+/**
+ * How far before a create of unknown outcome was marked so (when its answer failed) its
+ * deal may have been created: the request's own time in flight (the transport gives up
+ * after 15 s) and any skew between this clock and amoCRM's.
+ */
+const LOST_CREATE_LOOKBACK_MS = 120_000;
 
 /**
  * `jobOf` names the job working on each order: a claim remembers it, so nobody takes
@@ -70,13 +76,16 @@ export async function intakeOrders(
   jobOf: Map<string, number>,
 ): Promise<Map<string, IntakeOutcome>> {
   const outcomes = new Map<string, IntakeOutcome>();
-  const lookups = await mapLimited(rows, deps.lookupConcurrency ?? 8, (row) =>
-    lookUp(deps, row, jobOf.get(row.order_id) ?? 0).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+  const lost = await findLostCreates(deps, rows, jobOf);
+  for (const [orderId, outcome] of lost.outcomes) outcomes.set(orderId, outcome);
+  const open = rows.filter((row) => !lost.outcomes.has(row.order_id));
+  const lookups = await mapLimited(open, deps.lookupConcurrency ?? 8, (row) =>
+    lookUp(deps, row, jobOf.get(row.order_id) ?? 0, lost.absent).catch((error: unknown): Lookup => ({ type: 'failed', error })),
   );
 
   const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
   const newContactFor = new Set<string>();
-  rows.forEach((row, i) => {
+  open.forEach((row, i) => {
     const lookup = lookups[i]!;
     if (lookup.type !== 'create') return void outcomes.set(row.order_id, lookup);
     // One new contact per user: a second order of the same new user waits for the first
@@ -100,7 +109,91 @@ export async function intakeOrders(
   return outcomes;
 }
 
-async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<Lookup> {
+interface LostCreates {
+  /** Orders settled here: deal (and contact) found, or waiting for the outcome to settle. */
+  outcomes: Map<string, IntakeOutcome>;
+  /** Orders whose earlier create, settled, is proven to have made no deal: no deal search needed. */
+  absent: Set<string>;
+}
+
+/**
+ * Creates of unknown outcome (a leads/complex whose answer was lost: up to 50 orders at
+ * once) are looked for together, in one listing of the pipeline's deals updated since
+ * shortly before the earliest of them (as many pages as it takes, up to one per two such
+ * orders), matched by detmirOrderId — instead of a contact search and a deal search per
+ * order. amoCRM's filters read the deals themselves, not the search index, so a create
+ * that was carried out shows at once, with its contact. A create not found is proven not
+ * to have happened once its claim has settled (no request of it can still arrive); until
+ * then its order waits, without searching. When the listing could not be read to its end,
+ * the orders go the usual way (searches).
+ */
+async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<string, number>): Promise<LostCreates> {
+  const result: LostCreates = { outcomes: new Map(), absent: new Set() };
+  const candidates = rows.filter((row) => row.deal_id === null);
+  if (candidates.length === 0) return result;
+  const claimed = await deps.db.kysely
+    .selectFrom('amo_creates')
+    .select('natural_key')
+    .where('natural_key', 'in', candidates.map((row) => dealClaimKey(row.order_id)))
+    .where('entity_id', 'is', null)
+    .execute();
+  if (claimed.length === 0) return result;
+  const claimedKeys = new Set(claimed.map((c) => c.natural_key));
+  const pending = new Map<string, { row: OrderRow; claim: Extract<ClaimState, { state: 'pending' }> }>();
+  for (const row of candidates) {
+    if (!claimedKeys.has(dealClaimKey(row.order_id))) continue;
+    const claim = await readClaim(deps.db.kysely, dealClaimKey(row.order_id), deps.settleMs, jobOf.get(row.order_id) ?? 0);
+    if (claim.state === 'pending') pending.set(row.order_id, { row, claim });
+  }
+  if (pending.size === 0) return result;
+
+  const since = Math.min(...[...pending.values()].map((p) => p.claim.startedAt)) - LOST_CREATE_LOOKBACK_MS;
+  const found = new Map<string, AmoLeadView>();
+  const maxPages = Math.ceil(pending.size / 2);
+  let complete = false;
+  for (let page = 1; page <= maxPages; page++) {
+    let listed;
+    try {
+      listed = await deps.amo.listLeadsUpdatedSince({ pipelineId: deps.mappings.pipeline.id, fromUnix: Math.floor(since / 1000), page });
+    } catch (error) {
+      // amoCRM failed the listing: those orders try again later (a search each would cost more).
+      if (!isRetryable(error)) return result;
+      for (const orderId of pending.keys()) result.outcomes.set(orderId, { type: 'failed', error });
+      return result;
+    }
+    const { leads, hasMore } = listed;
+    for (const lead of leads) {
+      const orderId = customFieldText(lead, deps.mappings.fields.detmirOrderId);
+      if (orderId === undefined || !pending.has(orderId)) continue;
+      const earlier = found.get(orderId);
+      if (!earlier || lead.id < earlier.id) found.set(orderId, lead);
+    }
+    if (!hasMore || leads.length === 0) {
+      complete = true;
+      break;
+    }
+  }
+
+  for (const [orderId, { row, claim }] of pending) {
+    const lead = found.get(orderId);
+    if (lead) {
+      const known = row.contact_id ?? (await knownContact(deps.db, row.user_id));
+      const contactId = known ?? lead._embedded?.contacts?.[0]?.id;
+      if (contactId === undefined) continue; // the usual way reports it
+      if (known === undefined) await recordContact(deps, row.user_id, contactId);
+      await recordDeal(deps, orderId, lead.id, contactId);
+      deps.logger.info('order.intake.deal_found', { orderId, dealId: lead.id });
+      result.outcomes.set(orderId, { type: 'ready', contactId, dealId: lead.id, dealSeen: true });
+    } else if (complete && !claim.settled) {
+      result.outcomes.set(orderId, settleWait(deps, claim, `deal create for order ${orderId} has an unknown outcome`));
+    } else if (complete) {
+      result.absent.add(orderId);
+    }
+  }
+  return result;
+}
+
+async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number, dealAbsent: ReadonlySet<string>): Promise<Lookup> {
   const order = orderSchema.parse(JSON.parse(row.snapshot));
   const { db, mappings } = deps;
 
@@ -120,7 +213,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<L
     await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
     return { type: 'ready', contactId, dealId: dealClaim.entityId, dealSeen: false };
   }
-  if (dealClaim.state !== 'free') {
+  if (dealClaim.state !== 'free' && !dealAbsent.has(row.order_id)) {
     // An earlier attempt may have created the deal: find it by detmirOrderId.
     const leads = await deps.amo.searchLeads(row.order_id);
     const lead = leads
