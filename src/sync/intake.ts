@@ -118,14 +118,14 @@ interface LostCreates {
 
 /**
  * Creates of unknown outcome (a leads/complex whose answer was lost: up to 50 orders at
- * once) are looked for together, in one listing of the pipeline's deals updated since
- * shortly before the earliest of them (as many pages as it takes, up to one per two such
- * orders), matched by detmirOrderId — instead of a contact search and a deal search per
- * order. amoCRM's filters read the deals themselves, not the search index, so a create
- * that was carried out shows at once, with its contact. A create not found is proven not
- * to have happened once its claim has settled (no request of it can still arrive); until
- * then its order waits, without searching. When the listing could not be read to its end,
- * the orders go the usual way (searches).
+ * once) are looked for together, in one listing of the deals created since shortly before
+ * the earliest of them (every pipeline, in id order; as many pages as it takes, up to one
+ * per two such orders), matched by detmirOrderId — instead of a contact search and a deal
+ * search per order. amoCRM's filters read the deals themselves, not the search index, so
+ * a create that was carried out shows at once, with its contact. A create not found is
+ * proven not to have happened once its claim has settled (no request of it can still
+ * arrive): its order skips the deal search; until then it waits, without searching. When
+ * the listing could not be read to its end, the orders go the usual way (searches).
  */
 async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<string, number>): Promise<LostCreates> {
   const result: LostCreates = { outcomes: new Map(), absent: new Set() };
@@ -154,7 +154,7 @@ async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<st
   for (let page = 1; page <= maxPages; page++) {
     let listed;
     try {
-      listed = await deps.amo.listLeadsUpdatedSince({ pipelineId: deps.mappings.pipeline.id, fromUnix: Math.floor(since / 1000), page });
+      listed = await deps.amo.listLeadsCreatedSince({ fromUnix: Math.floor(since / 1000), page });
     } catch (error) {
       // amoCRM failed the listing: those orders try again later (a search each would cost more).
       if (!isRetryable(error)) return result;
