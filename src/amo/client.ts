@@ -254,6 +254,17 @@ export class AmoClient {
     return { leads: items, hasMore };
   }
 
+  /** One page of the contacts created since a time, in id order (see listLeadsCreatedSince). */
+  async listContactsCreatedSince(params: { fromUnix: number; page: number }): Promise<{ contacts: Contact[]; hasMore: boolean }> {
+    const { items, hasMore } = await this.page('/api/v4/contacts', 'contacts', contactSchema, {
+      filter: { created_at: { from: Math.floor(params.fromUnix) } },
+      order: { id: 'asc' },
+      page: params.page,
+      limit: PAGE_LIMIT,
+    });
+    return { contacts: items, hasMore };
+  }
+
   /**
    * One page of the deals created since a time, in every pipeline, each with its contacts,
    * in id order: a deal created meanwhile joins the end, so no page shifts under a reader.

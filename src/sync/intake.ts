@@ -16,7 +16,7 @@ import {
 } from './claims.js';
 import { contactValuesOf } from './contact-fields.js';
 import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
-import { type AmoLeadView, type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
+import { type AmoContactView, type AmoLeadView, type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
 
 /**
  * Stage 1 intake: every order gets exactly one contact per user and one deal per order.
@@ -80,7 +80,7 @@ export async function intakeOrders(
   for (const [orderId, outcome] of lost.outcomes) outcomes.set(orderId, outcome);
   const open = rows.filter((row) => !lost.outcomes.has(row.order_id));
   const lookups = await mapLimited(open, deps.lookupConcurrency ?? 8, (row) =>
-    lookUp(deps, row, jobOf.get(row.order_id) ?? 0, lost.absent).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+    lookUp(deps, row, jobOf.get(row.order_id) ?? 0, lost).catch((error: unknown): Lookup => ({ type: 'failed', error })),
   );
 
   const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
@@ -114,6 +114,8 @@ interface LostCreates {
   outcomes: Map<string, IntakeOutcome>;
   /** Orders whose earlier create, settled, is proven to have made no deal: no deal search needed. */
   absent: Set<string>;
+  /** Users whose contact that create would have made is proven not to exist: no contact search needed. */
+  noContact: Set<string>;
 }
 
 /**
@@ -128,7 +130,7 @@ interface LostCreates {
  * the listing could not be read to its end, the orders go the usual way (searches).
  */
 async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<string, number>): Promise<LostCreates> {
-  const result: LostCreates = { outcomes: new Map(), absent: new Set() };
+  const result: LostCreates = { outcomes: new Map(), absent: new Set(), noContact: new Set() };
   const candidates = rows.filter((row) => row.deal_id === null);
   if (candidates.length === 0) return result;
   const claimed = await deps.db.kysely
@@ -190,17 +192,66 @@ async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<st
       result.absent.add(orderId);
     }
   }
+  const absentRows = [...pending.values()].filter((p) => result.absent.has(p.row.order_id)).map((p) => p.row);
+  await findLostContacts(deps, absentRows, jobOf, since, result);
   return result;
 }
 
-async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number, dealAbsent: ReadonlySet<string>): Promise<Lookup> {
+/**
+ * For the orders whose create is proven not to have made their deal: the contacts created
+ * in the same span (from before the failed request was sent), matched by detmirUserId, in
+ * one listing. A contact found (the create's, or one staff made meanwhile) is recorded; a
+ * user with none has no contact from that create, and is not searched for again before
+ * the create is retried — as on the first attempt, which searched once before creating.
+ */
+async function findLostContacts(
+  deps: IntakeDeps,
+  rows: OrderRow[],
+  jobOf: Map<string, number>,
+  since: number,
+  result: LostCreates,
+): Promise<void> {
+  const users = new Set<string>();
+  for (const row of rows) {
+    if (row.contact_id !== null || (await knownContact(deps.db, row.user_id)) !== undefined) continue;
+    const claim = await readClaim(deps.db.kysely, contactClaimKey(row.user_id), deps.settleMs, jobOf.get(row.order_id) ?? 0);
+    if (claim.state === 'pending' && claim.settled) users.add(row.user_id);
+  }
+  if (users.size === 0) return;
+  const found = new Map<string, AmoContactView>();
+  const maxPages = Math.ceil(users.size / 2);
+  for (let page = 1; page <= maxPages; page++) {
+    let listed;
+    try {
+      listed = await deps.amo.listContactsCreatedSince({ fromUnix: Math.floor(since / 1000), page });
+    } catch {
+      return; // the usual way: a search each
+    }
+    for (const contact of listed.contacts) {
+      const userId = customFieldText(contact, deps.mappings.fields.detmirUserId);
+      if (userId === undefined || !users.has(userId)) continue;
+      const earlier = found.get(userId);
+      if (!earlier || contact.id < earlier.id) found.set(userId, contact);
+    }
+    if (!listed.hasMore || listed.contacts.length === 0) {
+      for (const userId of users) {
+        const contact = found.get(userId);
+        if (contact) await recordContact(deps, userId, contact.id, { values: contactValuesOf(contact), orderAt: null });
+        else result.noContact.add(userId);
+      }
+      return;
+    }
+  }
+}
+
+async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number, lost: Pick<LostCreates, 'absent' | 'noContact'>): Promise<Lookup> {
   const order = orderSchema.parse(JSON.parse(row.snapshot));
   const { db, mappings } = deps;
 
   let contactId = row.contact_id ?? (await knownContact(db, row.user_id));
   let contactClaim: ClaimState = { state: 'free' };
   if (contactId === undefined) {
-    const found = await findContact(deps, row.user_id, jobId);
+    const found = await findContact(deps, row.user_id, jobId, lost.noContact.has(row.user_id));
     if (found.type === 'postpone') return found;
     if (found.type === 'found') contactId = found.contactId;
     else contactClaim = found.claim;
@@ -213,7 +264,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number, dealAbsent
     await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
     return { type: 'ready', contactId, dealId: dealClaim.entityId, dealSeen: false };
   }
-  if (dealClaim.state !== 'free' && !dealAbsent.has(row.order_id)) {
+  if (dealClaim.state !== 'free' && !lost.absent.has(row.order_id)) {
     // An earlier attempt may have created the deal: find it by detmirOrderId.
     const leads = await deps.amo.searchLeads(row.order_id);
     const lead = leads
@@ -244,14 +295,19 @@ type ContactSearch =
   | { type: 'absent'; claim: ClaimState }
   | { type: 'postpone'; delayMs: number; reason: string };
 
-/** The contact whose detmirUserId is exactly this user id, including ones staff made. */
-async function findContact(deps: IntakeDeps, userId: string, jobId: number): Promise<ContactSearch> {
+/**
+ * The contact whose detmirUserId is exactly this user id, including ones staff made.
+ * `provenAbsent`: findLostContacts has just listed the contacts created since before the
+ * failed create of this user's contact, and found none of theirs.
+ */
+async function findContact(deps: IntakeDeps, userId: string, jobId: number, provenAbsent = false): Promise<ContactSearch> {
   const key = contactClaimKey(userId);
   const claim = await readClaim(deps.db.kysely, key, deps.settleMs, jobId);
   if (claim.state === 'created') {
     await recordContact(deps, userId, claim.entityId);
     return { type: 'found', contactId: claim.entityId };
   }
+  if (provenAbsent && claim.state === 'pending' && claim.settled) return { type: 'absent', claim };
   // `query` is a full-text search over every field: "u1" also finds "u10" and phones.
   const matches = (await deps.amo.searchContacts(userId))
     .filter((c) => customFieldText(c, deps.mappings.fields.detmirUserId) === userId)

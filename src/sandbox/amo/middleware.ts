@@ -112,6 +112,8 @@ export interface AmoFaults {
    */
   flakyRate: number;
   flakyModes: Array<'unavailable' | 'timeout' | 'lostAfterWrite'>;
+  /** The methods `flakyRate` applies to (default all). */
+  flakyMethods: string[] | null;
 }
 
 export function defaultFaults(): AmoFaults {
@@ -126,6 +128,7 @@ export function defaultFaults(): AmoFaults {
     failAfterWriteMode: 'error',
     flakyRate: 0,
     flakyModes: ['unavailable', 'timeout', 'lostAfterWrite'],
+    flakyMethods: null,
   };
 }
 
@@ -196,7 +199,8 @@ export function injectFaults(faults: AmoFaults): RequestHandler {
     }
     // Only API writes: an OAuth answer lost this way would strand the client for good.
     const writes = (req.method === 'POST' || req.method === 'PATCH') && req.originalUrl.startsWith('/api/v4/');
-    if (faults.flakyRate > 0 && req.originalUrl.startsWith('/api/v4/') && Math.random() < faults.flakyRate) {
+    const flaky = faults.flakyRate > 0 && req.originalUrl.startsWith('/api/v4/') && (faults.flakyMethods?.includes(req.method) ?? true);
+    if (flaky && Math.random() < faults.flakyRate) {
       const modes = faults.flakyModes.filter((m) => writes || m !== 'lostAfterWrite');
       const mode = modes[Math.floor(Math.random() * modes.length)];
       if (mode === 'timeout') return; // left open, as faults.hang
