@@ -117,7 +117,7 @@ export async function queueSection(config: BenchConfig): Promise<SectionResult> 
       }),
     );
     facts.push(
-      `${label}, ${n(finished)} finished jobs in the table (inserted in ${(full.finishedMs / 1000).toFixed(1)} s${kind === 'postgres' ? ', VACUUM ANALYZE included' : ''}): ${n(full.processed)} jobs in ${full.seconds.toFixed(2)} s, ${small.rounds} × ${n(small.backlog)} waiting, against ${n(empty.processed)} in ${empty.seconds.toFixed(2)} s in an empty table (the small run of ${kind === 'sqlite' ? '4a' : '4c'}). One lease (limit 50): ${full.leaseMs.toFixed(2)} ms, against ${empty.leaseMs.toFixed(2)} ms.`,
+      `${label}, ${n(finished)} finished jobs in the table (inserted in ${(full.finishedMs / 1000).toFixed(1)} s${kind === 'postgres' ? ', VACUUM ANALYZE and CHECKPOINT included' : ', WAL checkpoint included'}): ${n(full.processed)} jobs in ${full.seconds.toFixed(2)} s, ${small.rounds} × ${n(small.backlog)} waiting, against ${n(empty.processed)} in ${empty.seconds.toFixed(2)} s in an empty table (the small run of ${kind === 'sqlite' ? '4a' : '4c'}). One lease (limit 50): ${full.leaseMs.toFixed(2)} ms, against ${empty.leaseMs.toFixed(2)} ms.`,
     );
     if (ratio < GOAL && config.evidenceOnMiss) {
       evidence.push(
