@@ -252,7 +252,7 @@ interface FaultyBurst {
  * writes whose answer is lost). Every call counts, answered or not; a duplicate is a
  * second contact for a user or a second deal for an order.
  */
-export async function faultyBurst(config: BenchConfig): Promise<FaultyBurst> {
+async function faultyBurst(config: BenchConfig): Promise<FaultyBurst> {
   const { faultOrders: orders, faultRate: rate, limitRps, rateFactor } = config.amo;
   const limit = limitRps * rateFactor;
   const sims = await startSimulators({ rateLimitRps: limit });
