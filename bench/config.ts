@@ -26,10 +26,15 @@ export interface BenchConfig {
     rateFactor: number;
     /** Orders the naive client places for the baseline (its counts are per order). */
     naiveOrders: number;
+    /** Figure 2d: new-user orders placed while a share of amoCRM's answers fail. */
+    faultOrders: number;
+    faultRate: number;
   };
   queue: {
     small: { backlog: number; rounds: number };
     large: { backlog: number; process: number };
+    /** Finished jobs in the table for figure 4d (the small backlog then runs beside them). */
+    finished: number;
     /** Bound of one processing measurement. */
     timeLimitSec: number;
   };
@@ -51,11 +56,11 @@ export function benchConfig(options: { quick: boolean; rateFactor?: number; data
       ? { rounds: 1, warmupSec: 0, durationSec: 1, connections: 10, rate: 500, latencySec: 1, burstSec: 0 }
       : { rounds: 2, warmupSec: 2, durationSec: 5, connections: 10, rate: 500, latencySec: 5, burstSec: 5 },
     amo: quick
-      ? { orders: 20, limitRps: 7, rateFactor: options.rateFactor ?? 3, naiveOrders: 10 }
-      : { orders: 500, limitRps: 7, rateFactor: options.rateFactor ?? 1, naiveOrders: 50 },
+      ? { orders: 20, limitRps: 7, rateFactor: options.rateFactor ?? 3, naiveOrders: 10, faultOrders: 20, faultRate: 0.2 }
+      : { orders: 500, limitRps: 7, rateFactor: options.rateFactor ?? 1, naiveOrders: 50, faultOrders: 200, faultRate: 0.2 },
     queue: quick
-      ? { small: { backlog: 100, rounds: 1 }, large: { backlog: 2_000, process: 200 }, timeLimitSec: 20 }
-      : { small: { backlog: 1_000, rounds: 5 }, large: { backlog: 100_000, process: 5_000 }, timeLimitSec: 60 },
+      ? { small: { backlog: 100, rounds: 1 }, large: { backlog: 2_000, process: 200 }, finished: 20_000, timeLimitSec: 20 }
+      : { small: { backlog: 1_000, rounds: 5 }, large: { backlog: 100_000, process: 5_000 }, finished: 1_000_000, timeLimitSec: 60 },
     memory: quick ? { events: 300, settleMs: 100 } : { events: 10_000, settleMs: 1000 },
     evidenceOnMiss: options.evidence ?? !quick,
   };

@@ -1,4 +1,4 @@
-import { CompiledQuery, type KyselyPlugin, type QueryId, type RootOperationNode, sql } from 'kysely';
+import { CompiledQuery, type KyselyPlugin, sql } from 'kysely';
 import { z } from 'zod';
 import { connect, type Db } from '../src/db/connect.js';
 import { migrate } from '../src/db/migrate.js';
@@ -14,7 +14,8 @@ import { childArgs, emitResult } from './lib/child.js';
  * One queue measurement in a process of its own (`node --import tsx bench/queue-child.ts
  * <json>`): fill the jobs table with `backlog` waiting no-op jobs (a bulk insert, for
  * speed), then let the real Worker (leaseJobs → handler → completeJob) process `process`
- * of them, and time it. Also times the lease statement alone and keeps its query plan.
+ * of them, and time it. Also times one lease alone and keeps the plans of its statements.
+ * With `finished`, the table first gets that many finished jobs.
  */
 
 export interface QueueArgs {
@@ -27,6 +28,12 @@ export interface QueueArgs {
   timeLimitMs: number;
   /** PostgreSQL: ANALYZE jobs after each fill, as autovacuum does within a minute. */
   analyze?: boolean;
+  /**
+   * Finished jobs in the table before anything waits (a long-lived database before
+   * retention); on PostgreSQL followed by VACUUM ANALYZE, as autovacuum does after such
+   * an insert, so the planner sees a table of finished jobs and nothing waiting.
+   */
+  finished?: number;
 }
 
 export interface QueueRunResult {
@@ -39,11 +46,13 @@ export interface QueueRunResult {
   rate: number;
   /** Whether a round hit the time limit before its count. */
   bounded: boolean;
-  /** Mean time of one lease statement (limit 50) with the full backlog waiting, ms. */
+  /** Mean time of one lease (leaseJobs, limit 50) with the full backlog waiting, ms. */
   leaseMs: number;
-  /** The lease statement as leaseJobs sends it, and its plan with the full backlog. */
-  leaseSql: string;
-  plan: string;
+  /** The statements one leaseJobs call sends, and their plans with the full backlog. */
+  leaseSql: string[];
+  plans: string[];
+  /** Time to insert the finished jobs (and VACUUM ANALYZE them on PostgreSQL), ms. */
+  finishedMs: number;
   /** Epoch ms: the first processing round's start and the last one's end, and this process's end. */
   processStartedAt: number;
   processFinishedAt: number;
@@ -90,6 +99,27 @@ async function fill(round: number, count: number): Promise<void> {
   });
 }
 
+/** `count` finished jobs of distinct keys, in one statement. */
+async function fillFinished(count: number): Promise<void> {
+  const old = Date.now() - 86_400_000;
+  const columns = sql`(kind, job_key, payload, status, attempts, max_attempts, run_at, created_at, updated_at)`;
+  const row = (n: string) => sql.raw(`'${KIND}', 'done:' || ${n}, '{}', 'done', 1, 12, ${old}, ${old}, ${old}`);
+  if (db.dialect === 'postgres') {
+    await sql`insert into jobs ${columns} select ${row('g')} from generate_series(1, ${sql.lit(count)}) g`.execute(db.kysely);
+    await sql`vacuum analyze jobs`.execute(db.kysely);
+  } else {
+    await sql`insert into jobs ${columns}
+      with recursive s(n) as (select 1 union all select n + 1 from s where n < ${sql.lit(count)})
+      select ${row('n')} from s`.execute(db.kysely);
+  }
+  // Finished jobs of a real database were written long ago: their pages are in the table
+  // files, not still waiting in the WAL to be copied back during the measurement (SQLite's
+  // first commit would checkpoint the whole insert; PostgreSQL's checkpointer would flush it).
+  // PostgreSQL's CHECKPOINT needs the right to run it; without, the run goes on as it is.
+  if (db.dialect === 'postgres') await sql`checkpoint`.execute(db.kysely).catch(() => undefined);
+  else await sql`pragma wal_checkpoint(truncate)`.execute(db.kysely);
+}
+
 async function doneCount(): Promise<number> {
   const row = await db.kysely
     .selectFrom('jobs')
@@ -129,32 +159,23 @@ async function timeLease(samples: number): Promise<number> {
   return total / samples;
 }
 
-class Captured extends Error {
-  constructor(
-    readonly node: RootOperationNode,
-    readonly queryId: QueryId,
-  ) {
-    super('captured');
-  }
-}
-
-/** The exact statement leaseJobs sends, caught before it runs. */
-async function leaseStatement(): Promise<CompiledQuery> {
-  const capture: KyselyPlugin = {
+/** The statements one leaseJobs call sends, run in a transaction rolled back. */
+async function leaseStatements(): Promise<CompiledQuery[]> {
+  const recorded: CompiledQuery[] = [];
+  const recorder: KyselyPlugin = {
     transformQuery(input) {
-      throw new Captured(input.node, input.queryId);
+      recorded.push(db.kysely.getExecutor().compileQuery(input.node, input.queryId));
+      return input.node;
     },
     async transformResult(input) {
       return input.result;
     },
   };
-  try {
-    await leaseJobs({ ...db, kysely: db.kysely.withPlugin(capture) }, leaseOptions);
-  } catch (error) {
-    if (error instanceof Captured) return db.kysely.getExecutor().compileQuery(error.node, error.queryId);
-    throw error;
-  }
-  throw new Error('leaseJobs sent no statement');
+  await rolledBack(async (trxDb) => {
+    await leaseJobs({ ...trxDb, kysely: trxDb.kysely.withPlugin(recorder) }, leaseOptions);
+  });
+  if (recorded.length === 0) throw new Error('leaseJobs sent no statement');
+  return recorded;
 }
 
 async function explain(statement: CompiledQuery): Promise<string> {
@@ -210,8 +231,14 @@ let processed = 0;
 let seconds = 0;
 let bounded = false;
 let leaseMs = 0;
-let plan = '';
-let leaseSql = '';
+let plans: string[] = [];
+let leaseSql: string[] = [];
+let finishedMs = 0;
+if (args.finished) {
+  const t = performance.now();
+  await fillFinished(args.finished);
+  finishedMs = performance.now() - t;
+}
 let processStartedAt = 0;
 let processFinishedAt = 0;
 for (let round = 0; round < args.rounds; round++) {
@@ -220,9 +247,10 @@ for (let round = 0; round < args.rounds; round++) {
   insertMs += performance.now() - t;
   if (args.analyze && db.dialect === 'postgres') await sql`analyze jobs`.execute(db.kysely);
   if (round === 0) {
-    const statement = await leaseStatement();
-    leaseSql = statement.sql.replace(/\s+/g, ' ').trim();
-    plan = await explain(statement);
+    const statements = await leaseStatements();
+    leaseSql = statements.map((st) => st.sql.replace(/\s+/g, ' ').trim());
+    plans = [];
+    for (const st of statements) plans.push(await explain(st));
     leaseMs = await timeLease(10);
   }
   if (round === 0) processStartedAt = Date.now();
@@ -245,7 +273,8 @@ const result: QueueRunResult = {
   bounded,
   leaseMs,
   leaseSql,
-  plan,
+  plans,
+  finishedMs,
   processStartedAt,
   processFinishedAt,
   exitAt: Date.now(),

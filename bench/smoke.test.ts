@@ -42,8 +42,8 @@ describe('benchmark harness', () => {
     expect(report.config.quick).toBe(true);
     expect(report.machine.cores).toBeGreaterThan(0);
 
-    const expected = ['1a', '1c', '1d', '2a', '2b', '2c', '3a', '3b', '4a', '5a'];
-    if (report.config.databases.includes('postgres')) expected.push('1b', '1e', '1f', '4b', '4c', '5b');
+    const expected = ['1a', '1c', '1d', '2a', '2b', '2c', '2d', '3a', '3b', '4a', '4d', '5a', '5b'];
+    if (report.config.databases.includes('postgres')) expected.push('1b', '1e', '1f', '4b', '4c', '4d', '5a', '5b');
     const figures = report.sections.flatMap((s) => s.figures);
     expect(figures.map((f) => f.id).sort()).toEqual([...expected].sort());
     for (const f of figures) {

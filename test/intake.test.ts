@@ -166,6 +166,55 @@ describe.each(DATABASES)('stage 1 intake on %s', (kind) => {
     }
   });
 
+  it('finds deals whose create answers were lost in one listing, without a search per order', async () => {
+    stack = await testStack(kind, `intake-listing-${kind}`);
+    await stack.bridge.ready;
+    const amo = stack.amo;
+    amo.faults.failAfterWriteRate = 1;
+    amo.faults.failAfterWriteMode = 'reset';
+    const orders: Order[] = [];
+    for (let i = 0; i < 6; i++) orders.push(await stack.partner.createOrderAsUser({ userId: `u-listed${i}`, customer: customer(40 + i) }));
+    await waitFor('creates applied with their answers lost', () => amo.state.leads.size >= 6);
+    amo.faults.failAfterWriteRate = 0;
+
+    const linked = await allLinked(stack, orders, 40_000);
+    expect([amo.state.contacts.size, amo.state.leads.size]).toEqual([6, 6]);
+    // One contact search per new user, before its create; none after the answers were
+    // lost, and no deal search: the listing of recent deals found them with their contacts.
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/contacts' && r.url.includes('query=')).length).toBe(6);
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/leads' && r.url.includes('query=')).map((r) => r.url)).toEqual([]);
+    for (const order of linked) {
+      const lead = amo.state.leads.get(order.additionalInfo!.externalId)!;
+      expect(String(fieldValue(lead, DETMIR_ORDER_ID))).toBe(order.id);
+      expect(lead._embedded.contacts.map((c) => c.id)).toEqual([order.additionalInfo!.contactId]);
+    }
+  });
+
+  it('retries creates amoCRM refused with a 503 after one listing of new deals and one of new contacts, not a search per order', async () => {
+    stack = await testStack(kind, `intake-refused-${kind}`);
+    await stack.bridge.ready;
+    const amo = stack.amo;
+    amo.faults.flakyRate = 1;
+    amo.faults.flakyModes = ['unavailable'];
+    amo.faults.flakyMethods = ['POST'];
+    const orders: Order[] = [];
+    for (let i = 0; i < 4; i++) orders.push(await stack.partner.createOrderAsUser({ userId: `u-refused${i}`, customer: customer(50 + i) }));
+    const refused = () => amo.stats.requests.filter((r) => r.path === '/api/v4/leads/complex' && r.status === 503).length;
+    await waitFor('every order refused once', () => {
+      const searched = amo.stats.requests.filter((r) => r.path === '/api/v4/contacts' && r.url.includes('query=')).length;
+      return searched === 4 && refused() >= 1 && amo.stats.requests.at(-1)?.status === 503;
+    });
+    amo.faults.flakyRate = 0;
+
+    await allLinked(stack, orders, 40_000);
+    expect([amo.state.contacts.size, amo.state.leads.size]).toEqual([4, 4]);
+    // Each user was searched once, before the refused create; after it, the listings of
+    // what was created since showed that it made nothing, so the retry created at once.
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/contacts' && r.url.includes('query=')).length).toBe(4);
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/leads' && r.url.includes('query=')).length).toBe(0);
+    expect(amo.stats.requests.filter((r) => r.path === '/api/v4/contacts' && r.url.includes('filter[created_at]')).length).toBeGreaterThanOrEqual(1);
+  });
+
   it('moves a job whose order the partner does not know to the dead letter with the error', async () => {
     stack = await testStack(kind, `intake-dead-${kind}`);
     await stack.bridge.ready;

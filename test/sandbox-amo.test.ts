@@ -503,7 +503,46 @@ describe('rate limit and faults', () => {
 
     expect(sim.stats.count({ pathPrefix: '/api/v4/leads', method: 'POST', status: 500 })).toBe(1);
   });
+
+  it('fails a share of API answers at random, each as a 503, a timeout or a write whose answer is lost, and counts the unanswered', async () => {
+    const { sim, url } = await start();
+    sim.faults.flakyRate = 1;
+    sim.faults.flakyModes = ['unavailable'];
+    const down = await call(url, '/api/v4/account');
+    expect([down.status, down.type]).toEqual([503, 'text/html; charset=utf-8']);
+
+    sim.faults.flakyModes = ['timeout'];
+    await expect(fetch(`${url}/api/v4/account`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(200) })).rejects.toThrow();
+
+    // A read cannot lose its answer after a write: it draws another mode.
+    sim.faults.flakyModes = ['lostAfterWrite', 'unavailable'];
+    expect((await call(url, '/api/v4/account')).status).toBe(503);
+    sim.faults.flakyModes = ['lostAfterWrite'];
+    await expect(call(url, '/api/v4/leads', { method: 'POST', body: [{ name: 'cut' }] })).rejects.toThrow();
+    expect([...sim.state.leads.values()].map((l) => l.name)).toEqual(['cut']);
+
+    sim.faults.flakyRate = 0.5;
+    sim.faults.flakyModes = ['unavailable'];
+    const statuses = [];
+    for (let i = 0; i < 200; i++) statuses.push((await call(url, '/api/v4/account')).status);
+    const failed = statuses.filter((s) => s === 503).length;
+    expect(failed).toBeGreaterThan(60);
+    expect(failed).toBeLessThan(140);
+    sim.faults.flakyRate = 0;
+
+    await waitUntilClosed(() => sim.stats.unanswered.length === 2);
+    expect(sim.stats.unanswered.map((r) => [r.method, r.path, r.status])).toEqual([
+      ['GET', '/api/v4/account', 0],
+      ['POST', '/api/v4/leads', 0],
+    ]);
+    expect(sim.stats.count({ status: 503 })).toBe(2 + failed);
+  });
 });
+
+/** The simulator learns that a connection closed a moment after the client gave up. */
+async function waitUntilClosed(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+}
 
 describe('webhooks', () => {
   async function setup(options: AmoSimulatorOptions = {}) {

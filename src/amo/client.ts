@@ -264,6 +264,32 @@ export class AmoClient {
     return { leads: items, hasMore };
   }
 
+  /** One page of the contacts created since a time, in id order (see listLeadsCreatedSince). */
+  async listContactsCreatedSince(params: { fromUnix: number; page: number }): Promise<{ contacts: Contact[]; hasMore: boolean }> {
+    const { items, hasMore } = await this.page('/api/v4/contacts', 'contacts', contactSchema, {
+      filter: { created_at: { from: Math.floor(params.fromUnix) } },
+      order: { id: 'asc' },
+      page: params.page,
+      limit: PAGE_LIMIT,
+    });
+    return { contacts: items, hasMore };
+  }
+
+  /**
+   * One page of the deals created since a time, in every pipeline, each with its contacts,
+   * in id order: a deal created meanwhile joins the end, so no page shifts under a reader.
+   */
+  async listLeadsCreatedSince(params: { fromUnix: number; page: number }): Promise<{ leads: Lead[]; hasMore: boolean }> {
+    const { items, hasMore } = await this.page('/api/v4/leads', 'leads', leadSchema, {
+      filter: { created_at: { from: Math.floor(params.fromUnix) } },
+      order: { id: 'asc' },
+      with: 'contacts',
+      page: params.page,
+      limit: PAGE_LIMIT,
+    });
+    return { leads: items, hasMore };
+  }
+
   /**
    * Creates up to 50 deals, each with its contact (existing by id, or new), in one
    * `POST /api/v4/leads/complex`. The answer is a top-level array, one element per deal.

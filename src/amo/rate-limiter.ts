@@ -19,7 +19,13 @@ import type { Db } from '../db/connect.js';
  * `rps` of those start. The guarantee holds whatever the latencies; the price is that a
  * slot is busy for (1 s + the request's latency).
  *
- * Both implementations add a small margin to the window (timer granularity, clock rate).
+ * Both implementations add a small margin to the window, 15 ms by default. Latency needs
+ * none (the argument above holds for any latency); the margin covers only what can make a
+ * window measured here shorter than amoCRM's: timestamps rounded to the millisecond (the
+ * database clock, amoCRM's log), a timer or a clock read a millisecond off, and a clock
+ * rate that differs from amoCRM's by parts per million (microseconds per window). A few
+ * milliseconds would do; 15 leaves several times that and costs 1.5% of the rate (each
+ * group of `rps` requests spans 1015 ms plus a request's duration instead of 1000).
  */
 export interface RateLimiter {
   /** Waits for a slot; call the returned function once the request has ended. */
@@ -37,7 +43,7 @@ export type RateSlotRelease = () => void;
 export interface RateLimiterOptions {
   /** Requests per second (AMO_RATE_LIMIT_RPS). Below 1: one request per 1/rps seconds. */
   rps: number;
-  /** Added to the window; default 50 ms. */
+  /** Added to the window; default 15 ms (see above why that is enough). */
   marginMs?: number;
   /**
    * Longest a request can run (the transport's timeout plus slack); a slot that was never
@@ -46,6 +52,9 @@ export interface RateLimiterOptions {
    */
   holdMs?: number;
 }
+
+/** The default margin: rounding and clock error, not latency (see the comment at the top). */
+export const DEFAULT_MARGIN_MS = 15;
 
 interface Budget {
   /** Slots per window. */
@@ -58,7 +67,7 @@ interface Budget {
 function budgetOf(options: RateLimiterOptions): Budget {
   const { rps } = options;
   if (!Number.isFinite(rps) || rps <= 0) throw new RangeError(`rate limit must be positive, got ${rps}`);
-  const marginMs = options.marginMs ?? 50;
+  const marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
   if (!(marginMs >= 0)) throw new RangeError(`rate limit margin must be >= 0, got ${marginMs}`);
   const holdMs = options.holdMs ?? 60_000;
   if (!(holdMs > 0)) throw new RangeError(`rate limit hold must be > 0, got ${holdMs}`);

@@ -37,7 +37,7 @@ export async function readQueueDepth(db: Kysely<Database>, kinds: readonly strin
       eb.fn.min<number | null>(sql<number | null>`case when status = 'queued' and run_at <= ${now} then run_at end`).as('oldest_due'),
     ])
     // Literally the predicate of jobs_depth (SQLite matches a partial index by its terms).
-    .where(sql<boolean>`status <> 'done'`)
+    .where(sql<boolean>`status in ('queued', 'running', 'retrying', 'dead')`)
     .groupBy(['status', 'kind'])
     .execute();
   return queueDepthOf(rows, kinds, now);

@@ -19,7 +19,7 @@ import { type DirectoryUse, touchDirectory } from './contact-directory.js';
 import { contactValuesOf } from './contact-fields.js';
 import { appendOrderLog } from './order-log.js';
 import { type SeenContact, syncContactFields, syncedColumns } from './contact-ownership.js';
-import { type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
+import { type AmoContactView, type AmoLeadView, type AmoPort, type ComplexLeadInput, customFieldText } from './ports.js';
 
 /**
  * Stage 1 intake: every order gets exactly one contact per user and one deal per order.
@@ -62,6 +62,12 @@ type Lookup =
 
 const COMPLEX_LIMIT = 50;
 const SAME_USER_RETRY_MS = 500;
+/**
+ * How far before a create of unknown outcome was marked so (when its answer failed) its
+ * deal may have been created: the request's own time in flight (the transport gives up
+ * after 15 s) and any skew between this clock and amoCRM's.
+ */
+const LOST_CREATE_LOOKBACK_MS = 120_000;
 
 /**
  * `jobOf` names the job working on each order: a claim remembers it, so nobody takes
@@ -73,13 +79,16 @@ export async function intakeOrders(
   jobOf: Map<string, number>,
 ): Promise<Map<string, IntakeOutcome>> {
   const outcomes = new Map<string, IntakeOutcome>();
-  const lookups = await mapLimited(rows, deps.lookupConcurrency ?? 8, (row) =>
-    onBehalfOf([row.order_id], () => lookUp(deps, row, jobOf.get(row.order_id) ?? 0)).catch((error: unknown): Lookup => ({ type: 'failed', error })),
+  const lost = await findLostCreates(deps, rows, jobOf);
+  for (const [orderId, outcome] of lost.outcomes) outcomes.set(orderId, outcome);
+  const open = rows.filter((row) => !lost.outcomes.has(row.order_id));
+  const lookups = await mapLimited(open, deps.lookupConcurrency ?? 8, (row) =>
+    onBehalfOf([row.order_id], () => lookUp(deps, row, jobOf.get(row.order_id) ?? 0, lost)).catch((error: unknown): Lookup => ({ type: 'failed', error })),
   );
 
   const creates: Array<Extract<Lookup, { type: 'create' }>> = [];
   const newContactFor = new Set<string>();
-  rows.forEach((row, i) => {
+  open.forEach((row, i) => {
     const lookup = lookups[i]!;
     if (lookup.type !== 'create') return void outcomes.set(row.order_id, lookup);
     // One new contact per user: a second order of the same new user waits for the first
@@ -119,14 +128,149 @@ function directoryUses(rows: OrderRow[], outcomes: Map<string, IntakeOutcome>): 
   return [...byUser.values()];
 }
 
-async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<Lookup> {
+interface LostCreates {
+  /** Orders settled here: deal (and contact) found, or waiting for the outcome to settle. */
+  outcomes: Map<string, IntakeOutcome>;
+  /** Orders whose earlier create, settled, is proven to have made no deal: no deal search needed. */
+  absent: Set<string>;
+  /** Users whose contact that create would have made is proven not to exist: no contact search needed. */
+  noContact: Set<string>;
+}
+
+/**
+ * Creates of unknown outcome (a leads/complex whose answer was lost: up to 50 orders at
+ * once) are looked for together, in one listing of the deals created since shortly before
+ * the earliest of them (every pipeline, in id order; as many pages as it takes, up to one
+ * per two such orders), matched by detmirOrderId — instead of a contact search and a deal
+ * search per order. amoCRM's filters read the deals themselves, not the search index, so
+ * a create that was carried out shows at once, with its contact. A create not found is
+ * proven not to have happened once its claim has settled (no request of it can still
+ * arrive): its order skips the deal search; until then it waits, without searching. When
+ * the listing could not be read to its end, the orders go the usual way (searches).
+ */
+async function findLostCreates(deps: IntakeDeps, rows: OrderRow[], jobOf: Map<string, number>): Promise<LostCreates> {
+  const result: LostCreates = { outcomes: new Map(), absent: new Set(), noContact: new Set() };
+  const candidates = rows.filter((row) => row.deal_id === null);
+  if (candidates.length === 0) return result;
+  const claimed = await deps.db.kysely
+    .selectFrom('amo_creates')
+    .select('natural_key')
+    .where('natural_key', 'in', candidates.map((row) => dealClaimKey(row.order_id)))
+    .where('entity_id', 'is', null)
+    .execute();
+  if (claimed.length === 0) return result;
+  const claimedKeys = new Set(claimed.map((c) => c.natural_key));
+  const pending = new Map<string, { row: OrderRow; claim: Extract<ClaimState, { state: 'pending' }> }>();
+  for (const row of candidates) {
+    if (!claimedKeys.has(dealClaimKey(row.order_id))) continue;
+    const claim = await readClaim(deps.db.kysely, dealClaimKey(row.order_id), deps.settleMs, jobOf.get(row.order_id) ?? 0);
+    if (claim.state === 'pending') pending.set(row.order_id, { row, claim });
+  }
+  if (pending.size === 0) return result;
+
+  const since = Math.min(...[...pending.values()].map((p) => p.claim.startedAt)) - LOST_CREATE_LOOKBACK_MS;
+  const found = new Map<string, AmoLeadView>();
+  const maxPages = Math.ceil(pending.size / 2);
+  let complete = false;
+  for (let page = 1; page <= maxPages; page++) {
+    let listed;
+    try {
+      listed = await deps.amo.listLeadsCreatedSince({ fromUnix: Math.floor(since / 1000), page });
+    } catch (error) {
+      // amoCRM failed the listing: those orders try again later (a search each would cost more).
+      if (!isRetryable(error)) return result;
+      for (const orderId of pending.keys()) result.outcomes.set(orderId, { type: 'failed', error });
+      return result;
+    }
+    const { leads, hasMore } = listed;
+    for (const lead of leads) {
+      const orderId = customFieldText(lead, deps.mappings.fields.detmirOrderId);
+      if (orderId === undefined || !pending.has(orderId)) continue;
+      const earlier = found.get(orderId);
+      if (!earlier || lead.id < earlier.id) found.set(orderId, lead);
+    }
+    if (!hasMore || leads.length === 0) {
+      complete = true;
+      break;
+    }
+  }
+
+  for (const [orderId, { row, claim }] of pending) {
+    const lead = found.get(orderId);
+    if (lead) {
+      const known = row.contact_id ?? (await knownContact(deps.db, row.user_id));
+      const contactId = known ?? lead._embedded?.contacts?.[0]?.id;
+      if (contactId === undefined) continue; // the usual way reports it
+      if (known === undefined) await recordContact(deps, row.user_id, contactId);
+      await recordDeal(deps, orderId, lead.id, contactId);
+      deps.logger.info('order.intake.deal_found', { orderId, dealId: lead.id });
+      result.outcomes.set(orderId, { type: 'ready', contactId, dealId: lead.id, dealSeen: true });
+    } else if (complete && !claim.settled) {
+      result.outcomes.set(orderId, settleWait(deps, claim, `deal create for order ${orderId} has an unknown outcome`));
+    } else if (complete) {
+      result.absent.add(orderId);
+    }
+  }
+  const absentRows = [...pending.values()].filter((p) => result.absent.has(p.row.order_id)).map((p) => p.row);
+  await findLostContacts(deps, absentRows, jobOf, since, result);
+  return result;
+}
+
+/**
+ * For the orders whose create is proven not to have made their deal: the contacts created
+ * in the same span (from before the failed request was sent), matched by detmirUserId, in
+ * one listing. A contact found (the create's, or one staff made meanwhile) is recorded; a
+ * user with none has no contact from that create, and is not searched for again before
+ * the create is retried — as on the first attempt, which searched once before creating.
+ */
+async function findLostContacts(
+  deps: IntakeDeps,
+  rows: OrderRow[],
+  jobOf: Map<string, number>,
+  since: number,
+  result: LostCreates,
+): Promise<void> {
+  const users = new Set<string>();
+  for (const row of rows) {
+    if (row.contact_id !== null || (await knownContact(deps.db, row.user_id)) !== undefined) continue;
+    const claim = await readClaim(deps.db.kysely, contactClaimKey(row.user_id), deps.settleMs, jobOf.get(row.order_id) ?? 0);
+    if (claim.state === 'pending' && claim.settled) users.add(row.user_id);
+  }
+  if (users.size === 0) return;
+  const found = new Map<string, AmoContactView>();
+  const maxPages = Math.ceil(users.size / 2);
+  for (let page = 1; page <= maxPages; page++) {
+    let listed;
+    try {
+      listed = await deps.amo.listContactsCreatedSince({ fromUnix: Math.floor(since / 1000), page });
+    } catch {
+      return; // the usual way: a search each
+    }
+    for (const contact of listed.contacts) {
+      const userId = customFieldText(contact, deps.mappings.fields.detmirUserId);
+      if (userId === undefined || !users.has(userId)) continue;
+      const earlier = found.get(userId);
+      if (!earlier || contact.id < earlier.id) found.set(userId, contact);
+    }
+    if (!listed.hasMore || listed.contacts.length === 0) {
+      for (const userId of users) {
+        const contact = found.get(userId);
+        if (contact) await recordContact(deps, userId, contact.id, { values: contactValuesOf(contact), orderAt: null });
+        else result.noContact.add(userId);
+      }
+      return;
+    }
+  }
+}
+
+async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number, lost: Pick<LostCreates, 'absent' | 'noContact'>): Promise<Lookup> {
   const order = orderSchema.parse(JSON.parse(row.snapshot));
   const { db, mappings } = deps;
 
   let contactId = row.contact_id ?? (await knownContact(db, row.user_id));
   let contactClaim: ClaimState = { state: 'free' };
   if (contactId === undefined) {
-    const found = await findContact(deps, row.user_id, jobId);
+    const found = await findContact(deps, row.user_id, jobId, lost.noContact.has(row.user_id));
     if (found.type === 'postpone') return found;
     if (found.type === 'found') contactId = found.contactId;
     else contactClaim = found.claim;
@@ -139,7 +283,7 @@ async function lookUp(deps: IntakeDeps, row: OrderRow, jobId: number): Promise<L
     await recordDeal(deps, row.order_id, dealClaim.entityId, contactId);
     return { type: 'ready', contactId, dealId: dealClaim.entityId, dealSeen: false };
   }
-  if (dealClaim.state !== 'free') {
+  if (dealClaim.state !== 'free' && !lost.absent.has(row.order_id)) {
     // An earlier attempt may have created the deal: find it by detmirOrderId.
     const leads = await deps.amo.searchLeads(row.order_id);
     const lead = leads
@@ -171,14 +315,19 @@ type ContactSearch =
   | { type: 'absent'; claim: ClaimState }
   | { type: 'postpone'; delayMs: number; reason: string };
 
-/** The contact whose detmirUserId is exactly this user id, including ones staff made. */
-async function findContact(deps: IntakeDeps, userId: string, jobId: number): Promise<ContactSearch> {
+/**
+ * The contact whose detmirUserId is exactly this user id, including ones staff made.
+ * `provenAbsent`: findLostContacts has just listed the contacts created since before the
+ * failed create of this user's contact, and found none of theirs.
+ */
+async function findContact(deps: IntakeDeps, userId: string, jobId: number, provenAbsent = false): Promise<ContactSearch> {
   const key = contactClaimKey(userId);
   const claim = await readClaim(deps.db.kysely, key, deps.settleMs, jobId);
   if (claim.state === 'created') {
     await recordContact(deps, userId, claim.entityId);
     return { type: 'found', contactId: claim.entityId };
   }
+  if (provenAbsent && claim.state === 'pending' && claim.settled) return { type: 'absent', claim };
   // `query` is a full-text search over every field: "u1" also finds "u10" and phones.
   const matches = (await deps.amo.searchContacts(userId))
     .filter((c) => customFieldText(c, deps.mappings.fields.detmirUserId) === userId)

@@ -73,6 +73,10 @@ export interface AmoPort {
   createLeadsComplex(items: ComplexLeadInput[]): Promise<ComplexLeadResult[]>;
   addLeadNotes(notes: Array<{ leadId: number; text: string }>): Promise<void>;
   moveLeads(moves: Array<{ leadId: number; statusId: number; pipelineId: number }>): Promise<void>;
+  /** The contacts created since a time, in id order. */
+  listContactsCreatedSince(params: { fromUnix: number; page: number }): Promise<{ contacts: AmoContactView[]; hasMore: boolean }>;
+  /** The deals created since a time, every pipeline, in id order (with their contacts). */
+  listLeadsCreatedSince(params: { fromUnix: number; page: number }): Promise<{ leads: AmoLeadView[]; hasMore: boolean }>;
   listLeadsUpdatedSince(params: {
     pipelineId: number;
     fromUnix: number;

@@ -28,14 +28,21 @@ export interface StatsFilter {
 
 export interface AmoStats {
   requests: RequestRecord[];
+  /**
+   * Requests that arrived but were never answered (a hang, or a connection cut before the
+   * answer): the client spent a call on each. `status` is 0.
+   */
+  unanswered: RequestRecord[];
   count(filter?: StatsFilter): number;
   reset(): void;
 }
 
 export function createStats(): AmoStats {
   const requests: RequestRecord[] = [];
+  const unanswered: RequestRecord[] = [];
   return {
     requests,
+    unanswered,
     count(filter = {}) {
       return requests.filter(
         (r) =>
@@ -46,11 +53,15 @@ export function createStats(): AmoStats {
     },
     reset() {
       requests.length = 0; // in place: tests may hold the array
+      unanswered.length = 0;
     },
   };
 }
 
-/** Logs every answered request (a request left hanging is never logged). */
+/**
+ * Logs every answered request in `requests`; one left hanging or cut off goes to
+ * `unanswered` once its connection closes.
+ */
 export function recordRequests(stats: AmoStats, now: () => number): RequestHandler {
   return (req, res, next) => {
     const at = now();
@@ -61,6 +72,9 @@ export function recordRequests(stats: AmoStats, now: () => number): RequestHandl
       const type = res.getHeader('content-type');
       const contentType = typeof type === 'string' ? (type.split(';')[0] ?? type).trim() : null;
       stats.requests.push({ method, path, url, status: res.statusCode, at, contentType });
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) stats.unanswered.push({ method, path, url, status: 0, at, contentType: null });
     });
     next();
   };
@@ -90,6 +104,16 @@ export interface AmoFaults {
    */
   failAfterWriteRate: number;
   failAfterWriteMode: 'error' | 'hang' | 'reset';
+  /**
+   * Share (0..1) of /api/v4 requests that fail at random, each in one of `flakyModes`
+   * drawn at random: `unavailable` (503, the gateway's HTML page, nothing done),
+   * `timeout` (never answered) or `lostAfterWrite` (a write carried out, then its
+   * connection cut before the answer; a read draws one of the other modes instead).
+   */
+  flakyRate: number;
+  flakyModes: Array<'unavailable' | 'timeout' | 'lostAfterWrite'>;
+  /** The methods `flakyRate` applies to (default all). */
+  flakyMethods: string[] | null;
 }
 
 export function defaultFaults(): AmoFaults {
@@ -102,6 +126,9 @@ export function defaultFaults(): AmoFaults {
     blocked: false,
     failAfterWriteRate: 0,
     failAfterWriteMode: 'error',
+    flakyRate: 0,
+    flakyModes: ['unavailable', 'timeout', 'lostAfterWrite'],
+    flakyMethods: null,
   };
 }
 
@@ -172,6 +199,17 @@ export function injectFaults(faults: AmoFaults): RequestHandler {
     }
     // Only API writes: an OAuth answer lost this way would strand the client for good.
     const writes = (req.method === 'POST' || req.method === 'PATCH') && req.originalUrl.startsWith('/api/v4/');
+    const flaky = faults.flakyRate > 0 && req.originalUrl.startsWith('/api/v4/') && (faults.flakyMethods?.includes(req.method) ?? true);
+    if (flaky && Math.random() < faults.flakyRate) {
+      const modes = faults.flakyModes.filter((m) => writes || m !== 'lostAfterWrite');
+      const mode = modes[Math.floor(Math.random() * modes.length)];
+      if (mode === 'timeout') return; // left open, as faults.hang
+      if (mode === 'unavailable') {
+        res.status(503).type('text/html').send(nginxPage(503, 'Service Temporarily Unavailable'));
+        return;
+      }
+      if (mode === 'lostAfterWrite') requestMeta(req).failAfterWrite = 'reset';
+    }
     if (writes && faults.failAfterWriteRate > 0 && Math.random() < faults.failAfterWriteRate) {
       requestMeta(req).failAfterWrite = faults.failAfterWriteMode;
     }
