@@ -10,8 +10,8 @@ import * as m007 from './migrations/007_retention.js';
 import * as m008 from './migrations/008_contact_ownership.js';
 import * as m009 from './migrations/009_admin_orders.js';
 import * as m010 from './migrations/010_directory_and_quota.js';
-import * as m015 from './migrations/015_admin_sessions.js';
-import * as m012 from './migrations/012_lease_order.js';
+import * as m011 from './migrations/011_lease_order.js';
+import * as m012 from './migrations/012_admin_sessions.js';
 
 /** Applies every pending migration; safe to run from several instances at once. */
 export async function migrate(db: Db): Promise<void> {
@@ -26,8 +26,8 @@ export async function migrate(db: Db): Promise<void> {
     '008_contact_ownership': m008,
     '009_admin_orders': m009,
     '010_directory_and_quota': m010,
-    '015_admin_sessions': m015,
-    '012_lease_order': m012,
+    '011_lease_order': m011,
+    '012_admin_sessions': m012,
   };
   const provider: MigrationProvider = {
     async getMigrations() {

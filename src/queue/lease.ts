@@ -34,7 +34,7 @@ interface Candidate {
  * time and in order, while other orders flow.
  *
  * Two statements per window, so no plan can read more than the window whatever the
- * planner believes (src/db/migrations/012_lease_order.ts): the window of leasable jobs
+ * planner believes (src/db/migrations/011_lease_order.ts): the window of leasable jobs
  * after the last one seen, walked in id order through jobs_lease_order and cut by a LIMIT;
  * then the lease of those that are due, of a wanted kind and first of their key. When the
  * window yields less than the batch (jobs not due yet, of another kind, or behind an
