@@ -16,7 +16,7 @@ import { enqueue } from '../src/queue/enqueue.js';
 import { type JobResult, Worker } from '../src/queue/worker.js';
 import { DEAL_RECONCILE, ORDER_SYNC, RETENTION_JOB, syncJobs } from '../src/sync/jobs.js';
 import { retentionJob } from '../src/sync/retention-job.js';
-import { DATABASES, dropDb, freshDb } from './support/databases.js';
+import { DATABASES, dropDb, freshDb, refuseWrites } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
 
 const T = 1_750_000_000_000;
@@ -291,7 +291,8 @@ describe.each(DATABASES)('retention on %s', (kind) => {
     expect(next!.run_at).toBeGreaterThanOrEqual(started + 2_000);
 
     // A failing run is logged and left to the next one, not retried into the dead letter.
-    await db.kysely.schema.dropTable('rate_slots').execute();
+    await db.kysely.insertInto('rate_slots').values({ bucket: 'amocrm', at: 0 }).execute();
+    await refuseWrites(db, 'rate_slots', ['delete']);
     await db.kysely.updateTable('jobs').set({ run_at: 0 }).where('status', '=', 'queued').execute();
     expect(await worker.runOnce()).toBe(1);
     expect(logs.events().find((e) => e.message === 'retention.failed')).toMatchObject({ level: 'error' });

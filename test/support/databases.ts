@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { connect, type Db } from '../../src/db/connect.js';
@@ -46,6 +47,27 @@ export async function freshDb(kind: DatabaseKind, title: string): Promise<Db> {
  */
 export async function dropDb(db: Db): Promise<void> {
   await db.close();
+}
+
+/**
+ * Makes the database refuse the given writes to `table` (as a full disk or a lost grant
+ * would), through a trigger. Tests use this instead of dropping a table: a DROP while
+ * another test's migrator reads the catalogue fails that read, as DROP SCHEMA does (above).
+ * Row triggers: a refused DELETE needs a row to delete.
+ */
+export async function refuseWrites(db: Db, table: string, ops: Array<'insert' | 'update' | 'delete'>): Promise<void> {
+  const name = `refuse_${table}_${ops.join('_')}`;
+  const events = ops.join(' or ');
+  if (db.dialect === 'postgres') {
+    await sql.raw(`create function ${name}() returns trigger language plpgsql as $$
+      begin raise exception 'writes to % refused by the test', tg_table_name; end $$`).execute(db.kysely);
+    await sql.raw(`create trigger ${name} before ${events} on ${table} for each row execute function ${name}()`).execute(db.kysely);
+  } else {
+    // SQLite: one trigger per event.
+    for (const op of ops) {
+      await sql.raw(`create trigger ${name}_${op} before ${op} on ${table} begin select raise(abort, 'writes to ${table} refused by the test'); end`).execute(db.kysely);
+    }
+  }
 }
 
 /** Drops the schemas earlier test runs left behind. Only while no test runs. */
