@@ -11,6 +11,6 @@ export default defineConfig({
     // Tests start real servers on ephemeral ports; files run in parallel forks. Most of a
     // test's time is spent waiting on loopback HTTP and timers, so more forks than cores.
     pool: 'forks',
-    maxWorkers: 8,
+    maxWorkers: 5,
   },
 });

@@ -195,7 +195,7 @@ export async function ingestSection(config: BenchConfig): Promise<SectionResult>
         title: `Webhook ingest throughput, ${label}`,
         measured: { value: m.rps, unit: 'req/s' },
         baseline: { value: bare.rps, unit: 'req/s', label: 'bare express' },
-        goal: kind === 'sqlite' ? { text: 'ratio ≥ 0.5', met: ratio >= 0.5 } : { text: 'report (≥ 0.5 is the SQLite goal)', met: null },
+        goal: kind === 'sqlite' ? { text: 'ratio ≥ 0.5', met: ratio >= 0.5 } : { text: 'ratio ≥ 0.35', met: ratio >= 0.35 },
       }),
       figure({
         id: kind === 'sqlite' ? '1c' : '1e',

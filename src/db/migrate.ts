@@ -1,4 +1,14 @@
-import { type Migration, type MigrationProvider, Migrator } from 'kysely';
+import {
+  type DatabaseIntrospector,
+  Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresDialect,
+  type SchemaMetadata,
+  sql,
+  type TableMetadata,
+} from 'kysely';
 import type { Db } from './connect.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_webview.js';
@@ -37,7 +47,7 @@ export async function migrate(db: Db): Promise<void> {
     },
   };
   const migrator = new Migrator({
-    db: db.kysely,
+    db: db.dialect === 'postgres' && db.pool ? migrationKysely(db.pool) : db.kysely,
     provider,
     ...(db.schema ? { migrationTableSchema: db.schema } : {}),
   });
@@ -45,5 +55,44 @@ export async function migrate(db: Db): Promise<void> {
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+  }
+}
+
+/**
+ * Kysely's Migrator finds its own tables through introspection, which on PostgreSQL reads
+ * every column of every table in every schema, several times per run: slow beside many
+ * schemas (a test run makes hundreds), and a table dropped meanwhile in another schema
+ * fails the read ("relation … does not exist"). The Migrator needs only table names, and
+ * only those of the schema it migrates (the search_path's), so it gets a Kysely over the
+ * same pool whose introspection reads just that.
+ */
+function migrationKysely(pool: NonNullable<Db['pool']>): Kysely<unknown> {
+  class CurrentSchemaDialect extends PostgresDialect {
+    override createIntrospector(k: Kysely<unknown>): DatabaseIntrospector {
+      return new CurrentSchemaIntrospector(k);
+    }
+  }
+  // Not destroyed after use: that would end the pool, which the Db owns.
+  return new Kysely<unknown>({ dialect: new CurrentSchemaDialect({ pool }) });
+}
+
+class CurrentSchemaIntrospector implements DatabaseIntrospector {
+  constructor(private readonly db: Kysely<unknown>) {}
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace`.execute(this.db);
+    return rows;
+  }
+
+  /** The current schema's tables and views, by name; columns are not read (the Migrator needs none). */
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string; schema: string; type: string }>`
+      select table_name as name, table_schema as schema, table_type as type
+      from information_schema.tables where table_schema = current_schema()`.execute(this.db);
+    return rows.map((r) => ({ name: r.name, schema: r.schema, isView: r.type === 'VIEW', columns: [] }));
+  }
+
+  async getMetadata() {
+    return { tables: await this.getTables() };
   }
 }

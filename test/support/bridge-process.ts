@@ -36,7 +36,8 @@ export class BridgeProcess {
     private readonly env: Record<string, string>,
     readonly port: number,
     private readonly logPath: string,
-    private readonly command: BridgeCommand = 'source',
+    // The build by default: what production runs, and it starts without tsx compiling src/.
+    private readonly command: BridgeCommand = 'compiled',
     /** The folder it runs in (default this one): a deployment has dist/ but no src/. */
     private readonly cwd?: string,
   ) {
