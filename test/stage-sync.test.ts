@@ -226,11 +226,18 @@ describe.each(DATABASES)('stage sync on %s', (kind) => {
     await waitFor('all linked', () => orders.every((o) => stack!.partner.orders.get(o.id)?.additionalInfo), 30_000);
     await settled(stack);
     stack.amo.stats.reset();
+    const deliveredBefore = stack.amo.state.deliveries.length;
     await Promise.all(
       orders.map((o) => stack!.amo.moveLead(stack!.partner.orders.get(o.id)!.additionalInfo!.externalId, { statusName: 'Recorded for trial' })),
     );
     await waitFor('all approved', () => orders.every((o) => stack!.partner.orders.get(o.id)!.status === 'approved'), 30_000);
     const reads = stack.amo.stats.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/api/v4/leads'));
-    expect(reads.length).toBeLessThanOrEqual(2);
+    // The 100 webhooks go out at once, but on a loaded machine the bridge may take them in
+    // over more than one gather window; each further window may cost one more read.
+    const burst = stack.amo.state.deliveries.slice(deliveredBefore);
+    expect(burst).toHaveLength(100);
+    const span = Math.max(...burst.map((d) => d.at + d.durationMs)) - Math.min(...burst.map((d) => d.at));
+    const windows = Math.max(1, Math.ceil(span / RECONCILE_GATHER_MS));
+    expect(reads.length).toBeLessThanOrEqual(2 + (windows - 1));
   });
 });
