@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBridge } from '../src/bridge.js';
 import type { Db } from '../src/db/connect.js';
 import { readKv, writeKv } from '../src/db/kv.js';
 import { recordOrder } from '../src/inbox/accept-partner-event.js';
@@ -21,7 +20,7 @@ import { captureLogs } from './support/logs.js';
 import { loadMappingsFile } from '../src/mappings/load.js';
 import { PARTNER_SWEEP } from '../src/sync/jobs.js';
 import { editedMappings } from './support/mappings.js';
-import { testStack, waitFor } from './support/stack.js';
+import { restartBridge, testStack, waitFor } from './support/stack.js';
 
 const DETMIR_USER_ID = 932790;
 const DETMIR_ORDER_ID = 932792;
@@ -197,25 +196,16 @@ describe.each(DATABASES)('partner sweep through the bridge on %s', (kind) => {
       return saved !== undefined && (JSON.parse(saved) as { mark: number }).mark === newest;
     });
 
-    const { config } = stack.bridge;
-    const schema = stack.bridge.db.schema;
-    await stack.bridge.stop();
-    const second = await stack.partner.createOrderAsUser({ userId: 'u-while-down', customer });
-    expect(stack.partner.deliveries.at(-1)!.status).toBe(0);
-    const readsBefore = sweepQueries(stack.partner).length;
-
-    const bridge = await createBridge(config, createTestLogger(), { dbSchema: schema, pollMs: 20, settleMs: 300, backoff: { baseMs: 50, maxMs: 500 } });
-    const { amo, partner } = stack;
-    stack = {
-      ...stack,
-      bridge,
-      async stop() {
-        await bridge.stop();
-        await Promise.all([amo.close(), partner.close()]);
+    let second: Awaited<ReturnType<typeof stack.partner.createOrderAsUser>> | undefined;
+    let readsBefore = 0;
+    stack = await restartBridge(stack, {}, {
+      whileDown: async () => {
+        second = await stack!.partner.createOrderAsUser({ userId: 'u-while-down', customer });
+        expect(stack!.partner.deliveries.at(-1)!.status).toBe(0);
+        readsBefore = sweepQueries(stack!.partner).length;
       },
-    };
-    await bridge.ready;
-    await waitFor('the order made while the bridge was down to reach amoCRM', () => inAmo(stack!, second));
+    });
+    await waitFor('the order made while the bridge was down to reach amoCRM', () => inAmo(stack!, second!));
     const afterRestart = sweepQueries(stack.partner)[readsBefore]!;
     expect(afterRestart.get('updatedSince')).toBe(new Date(newest - PARTNER_SWEEP_OVERLAP_MS).toISOString());
     expect(afterRestart.has('cursor')).toBe(false);

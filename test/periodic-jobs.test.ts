@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createBridge } from '../src/bridge.js';
 import { connect, type Db } from '../src/db/connect.js';
 import { readKv } from '../src/db/kv.js';
-import { createTestLogger } from '../src/logger.js';
 import { HttpError, PermanentError } from '../src/lib/http-error.js';
 import { enqueue } from '../src/queue/enqueue.js';
 import type { JobHandler } from '../src/queue/jobs.js';
@@ -15,7 +13,7 @@ import { DEALS_SWEEP } from '../src/sync/jobs.js';
 import { DATABASES, dropDb, freshDatabaseUrl, freshDb, refuseWrites } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
 import { linkedOrder } from './support/orders.js';
-import { testStack, waitFor } from './support/stack.js';
+import { restartBridge, testStack, waitFor } from './support/stack.js';
 
 const SECOND = 1000;
 const HOUR = 3600 * SECOND;
@@ -64,8 +62,6 @@ describe.each(DATABASES)('the amoCRM sweep through an outage on %s', (kind) => {
     stack = await testStack(kind, `periodic-restart-${kind}`, { env: { SWEEP_INTERVAL: '3600' } });
     await stack.bridge.ready;
     const { order, dealId } = await linkedOrder(stack, 'restart');
-    const { config } = stack.bridge;
-    const schema = stack.bridge.db.schema;
     const [before] = await sweepRuns(stack.bridge.db);
     expect(before!.run_at).toBeGreaterThan(Date.now() + HOUR - 60 * SECOND);
     // What an older version left: a sweep spent into the dead letter, ahead of the waiting one.
@@ -74,26 +70,11 @@ describe.each(DATABASES)('the amoCRM sweep through an outage on %s', (kind) => {
       .insertInto('jobs')
       .values({ id: 0, kind: DEALS_SWEEP, job_key: 'sweep', payload: '{}', status: 'dead', attempts: 3, max_attempts: 3, run_at: at, last_error: 'amocrm answered 503', created_at: at, updated_at: at })
       .execute();
-    await stack.bridge.stop();
-
-    await stack.amo.moveLead(dealId, { statusName: 'Confirmed VU' }, { fire: false });
-    const bridge = await createBridge({ ...config, SWEEP_INTERVAL: 1 }, createTestLogger(), {
-      dbSchema: schema,
-      pollMs: 20,
-      settleMs: 300,
-      reconcileGatherMs: 100,
-      backoff: { baseMs: 50, maxMs: 500 },
+    stack = await restartBridge(stack, { SWEEP_INTERVAL: 1 }, {
+      tuning: { reconcileGatherMs: 100 },
+      whileDown: () => stack!.amo.moveLead(dealId, { statusName: 'Confirmed VU' }, { fire: false }).then(() => undefined),
     });
-    const { amo, partner } = stack;
-    stack = {
-      ...stack,
-      bridge,
-      async stop() {
-        await bridge.stop();
-        await Promise.all([amo.close(), partner.close()]);
-      },
-    };
-    await bridge.ready;
+    const bridge = stack.bridge;
     const restartedAt = Date.now();
     await waitFor('the re-timed sweep to heal the order', () => stack!.partner.orders.get(order.id)!.status === 'in_work', 10_000);
     expect(Date.now() - restartedAt).toBeLessThan(SECOND + 2_000); // one interval, then the sweep, the reconcile and two writes to Company 1

@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBridge } from '../src/bridge.js';
 import type { Db } from '../src/db/connect.js';
 import { DEFAULT_MAX_ATTEMPTS } from '../src/queue/enqueue.js';
 import { SANDBOX_LONG_LIVED_TOKEN, type Stack } from '../src/sandbox/stack.js';
@@ -12,7 +11,7 @@ import { failJob, REFUSAL_MAX_WAIT_MS } from '../src/queue/finish.js';
 import { leaseJobs } from '../src/queue/lease.js';
 import { DATABASES, dropDb, freshDb } from './support/databases.js';
 import { captureLogs } from './support/logs.js';
-import { testStack, waitFor } from './support/stack.js';
+import { restartBridge, testStack, waitFor } from './support/stack.js';
 
 const customer = { firstName: 'Ольга', lastName: 'Смирнова', phone: '+79035550101' };
 
@@ -62,27 +61,9 @@ describe.each(DATABASES)('refused credentials on %s', (kind) => {
     expect(logs.events().filter((e) => e.level === 'error').map((e) => e.message)).toEqual(['partner.unauthorized']);
 
     // The operator sets the token Company 1 issued and restarts.
-    const { config } = stack.bridge;
-    const schema = stack.bridge.db.schema;
-    await stack.bridge.stop();
-    const bridge = await createBridge({ ...config, PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN }, logs.logger, {
-      dbSchema: schema,
-      pollMs: 20,
-      settleMs: 300,
-      backoff: { baseMs: 50, maxMs: 500 },
-    });
-    const { amo, partner } = stack;
-    stack = {
-      ...stack,
-      bridge,
-      async stop() {
-        await bridge.stop();
-        await Promise.all([amo.close(), partner.close()]);
-      },
-    };
-    await bridge.ready;
+    stack = await restartBridge(stack, { PARTNER_API_TOKEN: DEFAULT_PARTNER_API_TOKEN }, { logger: logs.logger });
     await waitFor('the order to be written back', () => stack!.partner.orders.get(order.id)?.additionalInfo, 10_000);
-    await waitFor('the order job to be done', async () => (await orderJobs(bridge.db)).every((j) => j.status === 'done'));
+    await waitFor('the order job to be done', async () => (await orderJobs(stack!.bridge.db)).every((j) => j.status === 'done'));
     expect(stack.amo.state.leads.size).toBe(1);
   }, 60_000);
 });

@@ -1,4 +1,6 @@
-import { createTestLogger } from '../../src/logger.js';
+import { type BridgeTuning, createBridge } from '../../src/bridge.js';
+import type { Config } from '../../src/config.js';
+import { createTestLogger, type Logger } from '../../src/logger.js';
 import { SEARCH_INDEX_DELAY_MS } from '../../src/sandbox/amo/index.js';
 import { type Stack, type StackOptions, startStack } from '../../src/sandbox/stack.js';
 import { type DatabaseKind, freshDatabaseUrl } from './databases.js';
@@ -78,4 +80,39 @@ export async function settled(stack: Stack) {
   await waitFor('the queue to drain', open);
   await new Promise((r) => setTimeout(r, 400));
   await waitFor('the queue to drain again', open);
+}
+
+/**
+ * The stack's bridge stopped and started again on the same database, as after a deploy,
+ * with `change` applied to its configuration; the simulators keep running (`whileDown`
+ * acts on them between the stop and the start). Resolves once
+ * the new bridge is ready; `stop()` then stops it and the simulators.
+ */
+export async function restartBridge<S extends Stack>(
+  stack: S,
+  change: Partial<Config> = {},
+  options: { logger?: Logger; tuning?: BridgeTuning; whileDown?: () => Promise<void> } = {},
+): Promise<S> {
+  const { config } = stack.bridge;
+  const schema = stack.bridge.db.schema;
+  await stack.bridge.stop();
+  await options.whileDown?.();
+  const bridge = await createBridge({ ...config, ...change }, options.logger ?? createTestLogger(), {
+    dbSchema: schema,
+    pollMs: 20,
+    settleMs: 300,
+    backoff: { baseMs: 50, maxMs: 500 },
+    ...options.tuning,
+  });
+  const { amo, partner } = stack;
+  const restarted: S = {
+    ...stack,
+    bridge,
+    async stop() {
+      await bridge.stop();
+      await Promise.all([amo.close(), partner.close()]);
+    },
+  };
+  await bridge.ready;
+  return restarted;
 }
