@@ -44,9 +44,11 @@ describe.each(DATABASES)('GET /admin/contacts on %s', (kind) => {
     ]);
     expect(Date.now() - Date.parse(byName.body.items[0].lastUsedAt)).toBeLessThan(60_000);
     // Nothing but the last four digits of a phone is kept, nor answered.
-    expect(JSON.stringify(byName.body)).not.toMatch(/555/);
+    // (Text fields only: a timestamp's digits may spell 903 or 555 by chance.)
+    const { lastUsedAt: _answeredAt, ...answered } = byName.body.items[0];
+    expect(JSON.stringify(answered)).not.toMatch(/555/);
     const row = await db.selectFrom('contacts').selectAll().where('user_id', '=', 'dir-olga').executeTakeFirstOrThrow();
-    expect(JSON.stringify(row)).not.toMatch(/903|555/);
+    expect(Object.values(row).filter((v) => typeof v === 'string')).not.toContainEqual(expect.stringMatching(/903|555/));
 
     expect((await get('+7 (903) 555-02-02')).body.items.map((i: { userId: string; match: string }) => [i.userId, i.match])).toEqual([['dir-ivan', 'phone']]);
     expect((await get('IVAN')).body.items.map((i: { userId: string }) => i.userId)).toEqual(['dir-ivan']);

@@ -7,6 +7,7 @@ import { overviewRoutes } from './routes/overview.js';
 import { signInRoutes } from './routes/sign-in.js';
 import { ADMIN_UI_PATH } from './session.js';
 import { adminStylesheet } from './views.js';
+import { privatePageHeaders } from '../http/private-page-headers.js';
 
 export type { AdminUiDeps, AdminUiRouterDeps } from './kit.js';
 
@@ -18,31 +19,13 @@ export type { AdminUiDeps, AdminUiRouterDeps } from './kit.js';
  * a CSRF token, and every page and action needs the scope its API route needs.
  */
 
-const CSP = [
-  "default-src 'none'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "form-action 'self'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
 export function adminUiRouter(deps: AdminUiRouterDeps): Router {
   const kit = createAdminKit(deps);
   const { t } = kit;
   const stylesheet = adminStylesheet();
   const router = express.Router();
 
-  router.use(ADMIN_UI_PATH, (_req, res, next) => {
-    res.set({
-      'Content-Security-Policy': CSP,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-      // Operational data: never kept by a browser cache or a proxy.
-      'Cache-Control': 'no-store',
-    });
-    next();
-  });
+  router.use(ADMIN_UI_PATH, privatePageHeaders({ script: false }));
   // No secret: the session id is random and only looked up, never trusted as data.
   router.use(ADMIN_UI_PATH, cookieParser());
 

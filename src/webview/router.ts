@@ -40,6 +40,7 @@ import {
 } from './session.js';
 import { webviewTexts } from './texts.js';
 import { createRenderer, type PageData, webviewAssetDir } from './views.js';
+import { privatePageHeaders } from '../http/private-page-headers.js';
 
 /**
  * The webview (stage 3, docs/architecture.md): Company 1 opens GET /webview?token=<JWT> in its app,
@@ -70,17 +71,6 @@ export interface WebviewRouterDeps extends WebviewDeps {
   logger: Logger;
   onWorkEnqueued(): void;
 }
-
-/** A page's Content-Security-Policy: own styles and script only, no framing, forms post home. */
-const CSP = [
-  "default-src 'none'",
-  "style-src 'self'",
-  "script-src 'self'",
-  "img-src 'self'",
-  "form-action 'self'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
 
 interface Message {
   heading: string;
@@ -183,16 +173,7 @@ export function webviewRouter(deps: WebviewRouterDeps): Router {
 
   // --- middleware ------------------------------------------------------------------------
 
-  router.use('/webview', (_req, res, next) => {
-    res.set({
-      'Content-Security-Policy': CSP,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-      // Personal data: never kept by the webview's cache or a proxy.
-      'Cache-Control': 'no-store',
-    });
-    next();
-  });
+  router.use('/webview', privatePageHeaders({ script: true }));
   router.use('/webview', cookieParser(deriveKey(deps.sessionSecret, 'cookie')));
 
   const readForm = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
