@@ -12,7 +12,7 @@ import { createAmoSimulator } from '../src/sandbox/amo/index.js';
 import { createPartnerSimulator, DEFAULT_PARTNER_WEBHOOK_SECRET } from '../src/sandbox/partner/index.js';
 import { SANDBOX_LONG_LIVED_TOKEN } from '../src/sandbox/stack.js';
 import { BridgeProcess } from './support/bridge-process.js';
-import { DATABASES, dropDb, freshDatabaseUrl, freshDb } from './support/databases.js';
+import { type DatabaseKind, DATABASES, dropDb, freshDatabaseUrl, freshDb } from './support/databases.js';
 import { anOrder } from './support/orders.js';
 
 /**
@@ -95,6 +95,25 @@ async function inboxKeys(db: Db): Promise<Set<string>> {
   return new Set(rows.map((r) => r.dedupe_key));
 }
 
+/** The simulators and a compiled bridge on a fresh database of `kind`; `closers` gets what to close. */
+async function startProcessBridge(kind: DatabaseKind, title: string, closers: Array<() => Promise<void>>) {
+  const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
+  const partner = createPartnerSimulator();
+  const [amoUrl, partnerUrl] = await Promise.all([amo.listen(), partner.listen()]);
+  closers.push(() => amo.close(), () => partner.close());
+  const { url, schema } = await freshDatabaseUrl(kind, title);
+  const dir = mkdtempSync(path.join(tmpdir(), 'amobridge-group-'));
+  const bridge = await BridgeProcess.create({
+    databaseUrl: schema ? `${url}?schema=${schema}` : url,
+    amoUrl,
+    partnerUrl,
+    logPath: path.join(dir, 'bridge.log'),
+    env: { LOG_LEVEL: 'warn' },
+  });
+  await bridge.start();
+  return { bridge, url, schema };
+}
+
 /**
  * The bridge in a process of its own, as it runs: the burst then arrives from another
  * process, as Company 1's would (in one process, client and server take turns).
@@ -104,20 +123,9 @@ describe.each(DATABASES)('group commit of partner webhooks on %s', (kind) => {
   let db: Db;
   const closers: Array<() => Promise<void>> = [];
   beforeAll(async () => {
-    const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
-    const partner = createPartnerSimulator();
-    const [amoUrl, partnerUrl] = await Promise.all([amo.listen(), partner.listen()]);
-    closers.push(() => amo.close(), () => partner.close());
-    const { url, schema } = await freshDatabaseUrl(kind, `group-commit-${kind}`);
-    const dir = mkdtempSync(path.join(tmpdir(), 'amobridge-group-'));
-    bridge = await BridgeProcess.create({
-      databaseUrl: schema ? `${url}?schema=${schema}` : url,
-      amoUrl,
-      partnerUrl,
-      logPath: path.join(dir, 'bridge.log'),
-      env: { LOG_LEVEL: 'warn' },
-    });
-    await bridge.start();
+    const started = await startProcessBridge(kind, `group-commit-${kind}`, closers);
+    bridge = started.bridge;
+    const { url, schema } = started;
     // The test's own connection: it sees what the bridge committed, and nothing else.
     db = connect(url, { schema });
     closers.push(() => db.close());
@@ -242,20 +250,9 @@ describe.each(DATABASES)('acknowledged webhooks and SIGKILL on %s', (kind) => {
   });
 
   it('every webhook answered 2xx before the kill is in the database after it', async () => {
-    const amo = createAmoSimulator({ longLivedToken: SANDBOX_LONG_LIVED_TOKEN });
-    const partner = createPartnerSimulator();
-    const [amoUrl, partnerUrl] = await Promise.all([amo.listen(), partner.listen()]);
-    closers.push(() => amo.close(), () => partner.close());
-    const { url, schema } = await freshDatabaseUrl(kind, `group-commit-kill-${kind}`);
-    const dir = mkdtempSync(path.join(tmpdir(), 'amobridge-group-kill-'));
-    bridge = await BridgeProcess.create({
-      databaseUrl: schema ? `${url}?schema=${schema}` : url,
-      amoUrl,
-      partnerUrl,
-      logPath: path.join(dir, 'bridge.log'),
-      env: { LOG_LEVEL: 'warn' },
-    });
-    await bridge.start();
+    const started = await startProcessBridge(kind, `group-commit-kill-${kind}`, closers);
+    bridge = started.bridge;
+    const { url, schema } = started;
     const target = bridge;
 
     // 16 senders back to back until the kill; every answer is noted as it comes.

@@ -1,7 +1,8 @@
+import type { Insertable } from 'kysely';
 import type { Logger } from '../logger.js';
 import { currentOrderId } from '../lib/call-context.js';
 import type { Db } from './connect.js';
-import type { CallOutcome, Peer } from './schema.js';
+import type { CallOutcome, Peer, PeerCallsTable } from './schema.js';
 
 /** One finished exchange with amoCRM or Company 1, as a client reports it. */
 export interface PeerCall {
@@ -46,14 +47,8 @@ export interface PeerCallRecorderOptions {
   maxBuffered?: number;
 }
 
-interface Row {
-  peer: Peer;
-  endpoint: string;
-  outcome: CallOutcome;
-  order_id: string | null;
-  at: number;
-  duration_ms: number;
-}
+/** A row as written: the table's columns but its generated id. */
+type Row = Insertable<PeerCallsTable>;
 
 /**
  * peer_calls without a database round trip on the call path: `record` only appends to
